@@ -1,0 +1,3 @@
+from smsbridge.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""`smsbridge check`: can this configuration work? Each check says what is wrong and the fix."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError
+
+from smsbridge.config import Settings
+from smsbridge.errors import ProviderError, SmsBridgeError
+from smsbridge.provider.client import ProviderClient
+from smsbridge.slack.poster import classify, make_client
+from smsbridge.store.schema import LATEST
+from smsbridge.store.store import Store
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def run_checks(settings: Settings) -> list[CheckResult]:
+    results: list[CheckResult] = [CheckResult("configuration", True, "all settings present and valid")]
+    results.append(await _check_database(settings))
+    results.append(await _check_provider(settings))
+    slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+    try:
+        auth = await slack.auth_test()
+    except SlackApiError as error:
+        results.append(CheckResult("Slack token", False, str(classify(error, "-"))))
+        return results
+    except Exception as error:
+        results.append(CheckResult("Slack token", False, f"cannot reach {settings.slack.api_url}: {error}"))
+        return results
+    results.append(
+        CheckResult("Slack token", True, f"bot {auth.get('user')} in workspace {auth.get('team')}")
+    )
+    for number, channel in sorted(settings.routes.items()):
+        results.append(await _check_channel(slack, number, channel))
+    return results
+
+
+async def _check_database(settings: Settings) -> CheckResult:
+    store = Store.open(settings.database_url)
+    try:
+        version = await store.version()
+    except SmsBridgeError as error:
+        return CheckResult("database", False, str(error))
+    except Exception as error:
+        return CheckResult("database", False, f"cannot open {settings.database_url}: {error}")
+    finally:
+        await store.close()
+    if version > LATEST:
+        return CheckResult("database", False, f"schema version {version} is newer than this release ({LATEST})")
+    state = "up to date" if version == LATEST else f"version {version}, upgraded to {LATEST} at start"
+    return CheckResult("database", True, f"schema {state}")
+
+
+async def _check_provider(settings: Settings) -> CheckResult:
+    client = ProviderClient(settings.provider.url, settings.provider.username, settings.provider.password)
+    try:
+        await client.fetch_page(int(time.time()))
+    except ProviderError as error:
+        return CheckResult("SMS provider", False, str(error))
+    finally:
+        await client.aclose()
+    return CheckResult("SMS provider", True, f"{settings.provider.username} accepted by {settings.provider.url}")
+
+
+async def _check_channel(slack, number: str, channel: str) -> CheckResult:  # type: ignore[no-untyped-def]
+    label = f"route {number} -> {channel}"
+    try:
+        info = (await slack.conversations_info(channel=channel))["channel"]
+    except SlackApiError as error:
+        reason = error.response.get("error") if isinstance(error.response.data, dict) else None
+        if reason == "channel_not_found":
+            return CheckResult(label, False, "channel not found; check the ID, or invite the bot if it is private")
+        return CheckResult(label, False, str(classify(error, channel)))
+    name = f"#{info.get('name', channel)}"
+    if info.get("is_archived"):
+        return CheckResult(label, False, f"{name} is archived; unarchive it or route elsewhere")
+    if info.get("is_member"):
+        return CheckResult(label, True, f"{name}: the bot is a member")
+    if info.get("is_private"):
+        return CheckResult(label, False, f"{name} is private: invite the bot with /invite @smsbridge")
+    return CheckResult(label, True, f"{name}: the bot joins on its first post")

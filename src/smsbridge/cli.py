@@ -1,0 +1,136 @@
+"""The `smsbridge` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smsbridge.config import Settings, load_settings
+from smsbridge.errors import ConfigError, StoreError
+
+app = typer.Typer(
+    help="Carries inbound SMS from your SMS gateway into Slack threads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+sim_app = typer.Typer(help="Stand-ins for local work.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sim_app, name="sim")
+
+err = Console(stderr=True)
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="A TOML file with the same settings; environment wins."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    """Load the settings or exit 2 with every problem listed and no traceback."""
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        err.print("[bold red]smsbridge cannot start: the configuration is incomplete or wrong[/]")
+        for problem in error.problems:
+            err.print(f"  - {problem}", markup=False, highlight=False)
+        err.print(
+            "Set these as environment variables (or in the file given with --config), then run "
+            "`smsbridge check`."
+        )
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Poll the SMS provider and post new SMS to Slack; serve HTTP on $PORT."""
+    from smsbridge.logs import setup_logging
+    from smsbridge.service import Service
+
+    settings = _settings(config)
+    setup_logging()
+    raise typer.Exit(asyncio.run(Service(settings).run()))
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Check the configuration, provider credentials, Slack token and every routed channel."""
+    from smsbridge.check import run_checks
+
+    settings = _settings(config)
+    results = asyncio.run(run_checks(settings))
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for result in results:
+        table.add_row(result.name, "[green]ok[/]" if result.ok else "[red]FAILED[/]", result.detail)
+    Console().print(table)
+    raise typer.Exit(0 if all(result.ok for result in results) else 1)
+
+
+@app.command()
+def demo(
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Run the real bridge against built-in stand-ins of the provider and Slack."""
+    from smsbridge.demo import run_demo
+    from smsbridge.logs import setup_logging
+
+    setup_logging("WARNING")
+    raise typer.Exit(asyncio.run(run_demo(seconds, Console())))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or upgrade the database schema (the Procfile's release step)."""
+    from smsbridge.store.store import Store
+
+    settings = _settings(config)
+
+    async def upgrade() -> tuple[int, int]:
+        store = Store.open(settings.database_url)
+        try:
+            return await store.upgrade()
+        finally:
+            await store.close()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    except StoreError as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    print(f"database schema: version {before} -> {after}" if before != after else f"database schema is up to date (version {after})")
+
+
+@sim_app.command("provider")
+def sim_provider(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    exclusive: Annotated[bool, typer.Option(help="Read `since` as exclusive (>) instead of inclusive (>=).")] = False,
+) -> None:
+    """Serve the SMS provider stand-in (user demo@reseller, password 'demo password & more').
+
+    Add messages with: curl -d '{"from": "61409560857", "text": "hi"}' localhost:8081/_sim/messages
+    """
+    import uvicorn
+
+    from smsbridge.sim.provider import ProviderSim
+
+    provider = ProviderSim(inclusive=not exclusive)
+    print(f"SMS provider stand-in on http://127.0.0.1:{port} (since is {'exclusive' if exclusive else 'inclusive'})")
+    uvicorn.run(provider.app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,222 @@
+"""Settings: environment variables (prefix `SMSBRIDGE_`, nesting with `__`), an optional TOML file.
+
+Precedence, highest first: `SMSBRIDGE_*` variables, Slack's usual `SLACK_BOT_TOKEN` /
+`SLACK_SIGNING_SECRET` / `SLACK_APP_TOKEN`, the TOML file given with `--config`, then defaults.
+Secrets are `SecretStr`, so they print as `**********` in logs, reprs and errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from smsbridge.errors import ConfigError
+
+DEFAULT_ROUTE = "*"
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
+
+
+class ProviderSettings(BaseModel):
+    url: str = "https://mc5.smartmessagingservices.net"
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://mc5.smartmessagingservices.net")
+        return value.rstrip("/")
+
+    @field_validator("username")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("must not contain spaces (the provider refuses such user names)")
+        return value
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr
+    signing_secret: SecretStr
+    api_url: str = "https://slack.com/api/"
+    app_token: SecretStr | None = None
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMSBRIDGE_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Validated even when absent, so that a missing block reports each missing field by name.
+    provider: ProviderSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    slack: SlackSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    database_url: str = "sqlite:///./smsbridge.db"
+    poll_interval: float = Field(default=5.0, ge=0.5)
+    initial_lookback: int = Field(default=900, ge=0)
+    thread_idle_hours: float = Field(default=24.0, gt=0)
+    routes: dict[str, str]
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// (a file) or postgresql:// (a server)")
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError('is empty; map at least the default route, e.g. {"*": "C0123ABCD"}')
+        routes: dict[str, str] = {}
+        for number, channel in value.items():
+            key = number.strip().removeprefix("+").replace(" ", "")
+            if key != DEFAULT_ROUTE and not key.isdigit():
+                raise ValueError(
+                    f"key {number!r} is not a phone number in international format "
+                    '(digits, e.g. "61411001001") or "*" for the default route'
+                )
+            if not _CHANNEL_ID.match(channel):
+                raise ValueError(
+                    f"{channel!r} is not a Slack channel ID; use the ID (e.g. C0123ABCD, shown at "
+                    "the bottom of the channel's details), not the channel name"
+                )
+            routes[key] = channel
+        return routes
+
+    @property
+    def account(self) -> str:
+        """The key under which cursor, ledger and threads of this provider account are kept."""
+        return self.provider.username
+
+    def channel_for(self, recipient: str | None) -> str | None:
+        """The Slack channel for SMS sent to `recipient`, or None when nothing routes it."""
+        if recipient is not None and recipient in self.routes:
+            return self.routes[recipient]
+        return self.routes.get(DEFAULT_ROUTE)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _SlackConventionalEnv(settings_cls),
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+
+class _SlackConventionalEnv(PydanticBaseSettingsSource):
+    """Slack's own tools use SLACK_BOT_TOKEN etc.; accept them below our prefixed names."""
+
+    NAMES = {
+        "SLACK_BOT_TOKEN": "bot_token",
+        "SLACK_SIGNING_SECRET": "signing_secret",
+        "SLACK_APP_TOKEN": "app_token",
+    }
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        slack = {key: os.environ[name] for name, key in self.NAMES.items() if os.environ.get(name)}
+        return {"slack": slack} if slack else {}
+
+
+_HINTS = {
+    "provider.username": "your SMS provider user name, e.g. 1234321@reseller",
+    "provider.password": "your SMS provider password",
+    "provider.url": "the provider's base URL, e.g. https://mc5.smartmessagingservices.net",
+    "slack.bot_token": "the Bot User OAuth Token (xoxb-...) from the Slack app's OAuth & Permissions page",
+    "slack.signing_secret": "the Signing Secret from the Slack app's Basic Information page",
+    "routes": 'a JSON object mapping your virtual numbers to channel IDs, e.g. {"61411001001": "C0OPS", "*": "C0ALL"}',
+    "poll_interval": "seconds between polls, at least 0.5",
+    "port": "the HTTP port to listen on",
+}
+
+
+def env_name(loc: tuple[str | int, ...]) -> str:
+    """The environment variable that sets the setting at `loc`."""
+    if loc and loc[0] in ("port", "PORT"):
+        return "PORT"
+    return "SMSBRIDGE_" + "__".join(str(part).upper() for part in loc)
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem: which variable, what is wrong, what to set it to."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc = tuple(item["loc"])
+        dotted = ".".join(str(part) for part in loc)
+        hint = _HINTS.get(dotted)
+        if item["type"] == "missing":
+            line = f"{env_name(loc)} is not set" + (f": set it to {hint}" if hint else "")
+        else:
+            reason = str(item["msg"]).removeprefix("Value error, ")
+            line = f"{env_name(loc)} {reason}" if reason.startswith("is ") else f"{env_name(loc)}: {reason}"
+            if hint and "e.g." not in line:
+                line += f" (expected {hint})"
+        problems.append(line)
+    return problems
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings, raising ConfigError with every problem at once."""
+    cls: type[Settings] = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError([f"--config {config_file}: no such file"])
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+        cls = type("Settings", (Settings,), {"model_config": config})
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error)) from None
+    except ValueError as error:  # e.g. a TOML syntax error or a JSON variable that does not parse
+        raise ConfigError([_explain_parse_error(error)]) from None
+
+
+def _explain_parse_error(error: ValueError) -> str:
+    text = str(error)
+    match = re.search(r'error parsing value for field "(\w+)" from source "(\w+)"', text)
+    if match:
+        field = match.group(1)
+        hint = _HINTS.get(field)
+        return f"{env_name((field,))} is not valid JSON" + (f": set it to {hint}" if hint else "")
+    return f"could not read the settings: {text}"

@@ -1,0 +1,141 @@
+"""Delivery: post SMS waiting in the ledger, one worker per Slack channel.
+
+Within a channel SMS are posted strictly in arrival order (so a thread reads in SMS order and its
+parent exists before its replies); channels run concurrently, so one rate-limited or failing
+channel never holds up another.
+
+Exactly once: a row is claimed (pending -> posting) before its post and confirmed after. A row
+found in `posting` means an earlier attempt may have reached Slack (the process died, or Slack
+answered 5xx or not at all), so Slack is asked first, by the ids in our message metadata, and the
+SMS is posted again only when it is not there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from smsbridge.backoff import Backoff
+from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
+from smsbridge.models import ThreadKey
+from smsbridge.slack.poster import SlackPoster
+from smsbridge.slack.render import render
+from smsbridge.stopping import StopSignal, Stopped
+from smsbridge.store.store import POSTING, LedgerRow, Store
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_MARGIN = 300.0  # seconds before a claim in which its post may have landed in Slack
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: Store,
+        poster: SlackPoster,
+        account: str,
+        stop: StopSignal,
+        *,
+        thread_idle_hours: float,
+        on_fatal: Callable[[Exception], None],
+        retry_cap: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._poster = poster
+        self._stop = stop
+        self._account = account
+        self._idle_seconds = thread_idle_hours * 3600
+        self._on_fatal = on_fatal
+        self._retry_cap = retry_cap
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self.posted = 0
+
+    async def kick(self) -> None:
+        """Make sure every channel with waiting SMS has a worker."""
+        if self._stop.is_set():
+            return
+        for channel in await self._store.backlog_channels(self._account):
+            self._dirty.add(channel)
+            worker = self._workers.get(channel)
+            if worker is None or worker.done():
+                self._workers[channel] = asyncio.create_task(
+                    self._work(channel), name=f"deliver:{channel}"
+                )
+
+    async def drain(self) -> None:
+        """After the stop signal: let each worker finish the post in flight, then return."""
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no worker is running (for tests and the demo)."""
+        while any(not task.done() for task in self._workers.values()):
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def _work(self, channel: str) -> None:
+        try:
+            while not self._stop.is_set():
+                self._dirty.discard(channel)
+                rows = await self._store.backlog(self._account, channel)
+                if not rows:
+                    if channel in self._dirty:
+                        continue
+                    return
+                for row in rows:
+                    if self._stop.is_set():
+                        return
+                    await self._deliver_with_retry(row)
+        except Stopped:
+            return
+        except SlackAuthError as error:
+            self._on_fatal(error)
+        except Exception as error:  # a bug or a lost database: say so, the next kick retries
+            log.exception("delivery to %s stopped unexpectedly: %s", channel, error)
+
+    async def _deliver_with_retry(self, row: LedgerRow) -> None:
+        backoff = Backoff(base=1.0, cap=self._retry_cap)
+        while True:
+            try:
+                await self._deliver(row)
+                return
+            except SlackTransientError as error:
+                delay = backoff.next_delay()
+                log.warning(
+                    "SMS %s to %s: %s; retrying in %.1fs", row.sms.document_id, row.channel, error, delay
+                )
+                # The post may have landed: from now on treat the row as in doubt.
+                row = LedgerRow(row.seq, POSTING, row.channel, row.sms, row.claimed_at or time.time())
+                await self._stop.sleep(delay)
+            except SlackRejectedError as error:
+                await self._store.mark_failed(self._account, row.sms.document_id, error.reason)
+                log.error(
+                    "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
+                    row.sms.document_id,
+                    row.channel,
+                    error.reason,
+                )
+                return
+
+    async def _deliver(self, row: LedgerRow) -> None:
+        sms = row.sms
+        key = ThreadKey(row.channel, sms.sender, sms.origin_document_id or "")
+        thread = await self._store.thread(self._account, key)
+        thread_ts: str | None = None
+        if thread is not None and (
+            key.origin or sms.timestamp - thread.last_sms_timestamp <= self._idle_seconds
+        ):
+            thread_ts = thread.thread_ts
+        if row.state == POSTING:
+            oldest = (row.claimed_at or time.time()) - LOOKBACK_MARGIN
+            found = await self._poster.find_posted(row.channel, sms.document_id, thread_ts, oldest)
+            if found is not None:
+                log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
+                await self._store.confirm(self._account, row, found, key, thread_ts or found)
+                return
+        elif await self._store.claim(self._account, sms.document_id) is None:
+            return  # someone else has it
+        ts = await self._poster.post(row.channel, render(sms), thread_ts)
+        await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
+        self.posted += 1

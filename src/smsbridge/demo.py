@@ -1,0 +1,144 @@
+"""`smsbridge demo`: the real service against the built-in stand-ins, with a live Slack view.
+
+No accounts needed: a provider stand-in receives a scripted stream of SMS (replies to several
+outbound messages, a few senders, an emoji, an attempt to ping @channel), the real bridge polls
+it and posts to a Slack stand-in, and the terminal shows the channels and threads as Slack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import socket
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.text import Text
+
+from smsbridge.config import Settings
+from smsbridge.service import Service
+from smsbridge.sim.provider import ProviderSim
+from smsbridge.sim.serve import serve
+from smsbridge.sim.slack import SlackSim
+
+OPS_LINE, SUPPORT_LINE = "61411001001", "61400000002"
+ROUTES = {OPS_LINE: "C0OPS", "*": "C0INBOX"}
+
+# Outbound messages that the team sent earlier; customers' answers quote their ids.
+OUTBOUND = {
+    "reminder": "Reminder: your appointment is tomorrow 9:30. Reply YES to confirm.",
+    "on_the_way": "Your technician Sam is on the way.",
+    "survey": "How did we do? Reply 1-5.",
+}
+
+SCRIPT: list[tuple[str, str, str | None, str]] = [
+    ("61409560857", OPS_LINE, "reminder", "YES see you then 👍"),
+    ("61412345678", OPS_LINE, "on_the_way", "Gate code is 4521, the dog is friendly"),
+    ("61409560857", OPS_LINE, "reminder", "Actually, could we make it 10:00?"),
+    ("447700900123", SUPPORT_LINE, None, "Hi, is this the right number for support?"),
+    ("61412345678", OPS_LINE, "on_the_way", "Running late? I leave at 11"),
+    ("61498765432", SUPPORT_LINE, None, "<!channel> URGENT verify your account at <https://evil.example|Bank of Australia>"),
+    ("447700900123", SUPPORT_LINE, None, "Hello? 😊"),
+    ("61409560857", OPS_LINE, "survey", "5 - great service & friendly staff"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def feed(provider: ProviderSim, origins: dict[str, str], stop: asyncio.Event) -> None:
+    """Send the script, then a trickle of further replies, as customers would."""
+    for sender, line, origin, text in SCRIPT:
+        provider.add(sender, text, recipient=line, origin=origins[origin] if origin else None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0.6, 1.5))
+        if stop.is_set():
+            return
+    extra = ["Thanks!", "ok", "Can you call me back?", "Is parking available?", "👍👍"]
+    while not stop.is_set():
+        sender, line, origin, _ = random.choice(SCRIPT[:5])
+        provider.add(sender, random.choice(extra), recipient=line, origin=origins[origin] if origin else None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=random.uniform(2, 5))
+
+
+_DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
+
+
+def as_seen_in_slack(mrkdwn: str) -> str:
+    """Roughly what a Slack user sees for our mrkdwn: dates in local time, entities decoded."""
+    text = _DATE.sub(lambda m: datetime.fromtimestamp(int(m.group(1))).strftime("%H:%M:%S"), mrkdwn)
+    text = text.replace("*", "").replace(":speech_balloon: ", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _message_lines(message: dict, indent: str) -> Text:  # type: ignore[type-arg]
+    out = Text()
+    for block in message.get("blocks", []):
+        if block["type"] == "context":
+            out.append(indent + as_seen_in_slack(block["elements"][0]["text"]) + "\n", style="bold cyan")
+        elif block["type"] == "section":
+            out.append(indent + as_seen_in_slack(block["text"]["text"]) + "\n")
+    return out
+
+
+def slack_view(slack: SlackSim) -> Group:
+    panels = []
+    for channel in slack.channels.values():
+        body = Text()
+        for parent in slack.top_level(channel.id):
+            body.append_text(_message_lines(parent, ""))
+            for reply in slack.replies(channel.id, parent["ts"]):
+                body.append_text(_message_lines(reply, "    ↳ "))
+            body.append("\n")
+        panels.append(Panel(body or Text("(no messages yet)", style="dim"), title=f"#{channel.name}", title_align="left"))
+    return Group(*panels)
+
+
+async def run_demo(seconds: float | None, console: Console) -> int:
+    provider = ProviderSim()
+    slack = SlackSim()
+    slack.add_channel("C0OPS", "field-ops")
+    slack.add_channel("C0INBOX", "sms-inbox")
+    origins = {key: provider.new_id() for key in OUTBOUND}
+    stop_feed = asyncio.Event()
+    async with serve(provider.app()) as provider_url, serve(slack.app()) as slack_url:
+        with tempfile.TemporaryDirectory(prefix="smsbridge-demo-") as tmp:
+            settings = Settings(
+                provider={"url": provider_url, "username": "demo@reseller", "password": "demo password & more"},
+                slack={"bot_token": slack.token, "signing_secret": "demo-secret", "api_url": f"{slack_url}/api/"},
+                database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
+                poll_interval=1.0,
+                routes=ROUTES,
+                port=_free_port(),
+            )
+            service = Service(settings, host="127.0.0.1")
+            running = asyncio.create_task(service.run())
+            feeder = asyncio.create_task(feed(provider, origins, stop_feed))
+            console.print(
+                f"[bold]smsbridge demo[/]: provider stand-in at {provider_url}, Slack stand-in at "
+                f"{slack_url}. Press Ctrl-C to stop.\n"
+            )
+            loop = asyncio.get_running_loop()
+            deadline = None if seconds is None else loop.time() + seconds
+            with Live(slack_view(slack), console=console, refresh_per_second=4, transient=False) as live:
+                while not running.done() and (deadline is None or loop.time() < deadline):
+                    live.update(slack_view(slack))
+                    await asyncio.sleep(0.25)
+                live.update(slack_view(slack))
+            stop_feed.set()
+            service.stop.set()
+            await feeder
+            code = await running
+    if service.fatal is not None:
+        console.print(f"[red]{service.fatal}[/]")
+    return code

@@ -1,0 +1,85 @@
+"""The exception tree of smsbridge.
+
+    SmsBridgeError                  anything this package raises on purpose
+    ├── ConfigError                 a setting is missing or wrong; the operator must fix it
+    ├── ProviderError               the SMS provider did not give us a usable page
+    │   ├── ProviderTransientError  retry soon with backoff: HTTP 5xx, timeout, connection error,
+    │   │   │                       status 9999, a body that is not the documented JSON
+    │   │   └── MalformedPageError  the body is JSON but not a page we can trust
+    │   └── ProviderRejectedError   the provider refused the request (status 1, 2, 3, 4, 200, 220):
+    │                               a person must act; retry slowly and say once what to fix
+    ├── SlackError                  Slack refused or failed a call
+    │   ├── SlackTransientError     5xx, connection error, timeout: the post may or may not exist
+    │   ├── SlackRejectedError      channel_not_found, is_archived, invalid_blocks, ...: this
+    │   │                           message cannot be delivered until a person fixes the cause
+    │   └── SlackAuthError          invalid_auth and friends: fatal configuration error
+    └── StoreError                  the database cannot be used (e.g. its schema is newer than us)
+"""
+
+from __future__ import annotations
+
+
+class SmsBridgeError(Exception):
+    """Base of every error smsbridge raises on purpose."""
+
+
+class ConfigError(SmsBridgeError):
+    """A setting is missing or invalid. The message says which one and how to fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class ProviderError(SmsBridgeError):
+    """The SMS provider did not give us a usable page."""
+
+
+class ProviderTransientError(ProviderError):
+    """A failure that usually goes away by itself; retried with capped exponential backoff."""
+
+
+class MalformedPageError(ProviderTransientError):
+    """The provider answered, but not with a page of the documented shape."""
+
+
+class ProviderRejectedError(ProviderError):
+    """The provider answered with an error status that a person has to act on."""
+
+    def __init__(self, status: int, meaning: str, fix: str) -> None:
+        self.status = status
+        self.meaning = meaning
+        self.fix = fix
+        super().__init__(f"SMS provider status {status}: {meaning}. {fix}")
+
+
+class SlackError(SmsBridgeError):
+    """Slack refused or failed a call."""
+
+
+class SlackTransientError(SlackError):
+    """Slack may or may not have done what we asked (5xx, timeout, connection error)."""
+
+
+class SlackRejectedError(SlackError):
+    """Slack refused this message for a reason a person must fix (channel archived, ...)."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        self.reason = reason
+        super().__init__(f"Slack channel {channel}: {reason}")
+
+
+class SlackAuthError(SlackError):
+    """Slack rejected the bot token: a fatal configuration error."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"Slack rejected the bot token ({reason}). Set SMSBRIDGE_SLACK__BOT_TOKEN to the "
+            "app's Bot User OAuth Token (xoxb-...) from the Slack app's 'OAuth & Permissions' page."
+        )
+
+
+class StoreError(SmsBridgeError):
+    """The database cannot be used as it is."""

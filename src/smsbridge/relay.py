@@ -1,0 +1,199 @@
+"""Poller: one poll cycle reads new SMS into the ledger and moves the cursor; delivery follows.
+
+    fetch page -> route each SMS -> ledger (dedupe by documentId) + cursor, one transaction
+               -> repeat while the cursor rules ask for more -> wake the channel workers
+
+The scheduler calls `run_job` every poll interval. Failures never crash the process: transient
+ones (5xx, timeouts, malformed pages, status 9999) back off exponentially with jitter; rejections
+that a person must fix (bad credentials, blocked account) are said once and retried slowly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from smsbridge.backoff import Backoff
+from smsbridge.delivery import Delivery
+from smsbridge.errors import ProviderRejectedError, ProviderTransientError
+from smsbridge.models import Page
+from smsbridge.provider.cursor import Stall, initial_since, next_step
+from smsbridge.store.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES_PER_CYCLE = 500  # a catch-up continues in the next cycle; the job must not run forever
+RESUME_NOTICE_AFTER = 3600  # seconds behind at which we warn that old SMS may be gone
+
+
+class PageFetcher(Protocol):
+    async def fetch_page(self, since: int) -> Page: ...
+
+
+@dataclass
+class CycleReport:
+    pages: int = 0
+    fetched: int = 0
+    new: int = 0
+    unrouted: int = 0
+    since: int = 0
+
+
+class Poller:
+    def __init__(
+        self,
+        account: str,
+        fetcher: PageFetcher,
+        store: Store,
+        delivery: Delivery,
+        channel_for: Callable[[str | None], str | None],
+        *,
+        poll_interval: float,
+        initial_lookback: int,
+        rejected_retry: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._account = account
+        self._fetcher = fetcher
+        self._store = store
+        self._delivery = delivery
+        self._channel_for = channel_for
+        self._interval = poll_interval
+        self._lookback = initial_lookback
+        self._rejected_retry = rejected_retry
+        self._clock = clock
+        self._backoff = Backoff(base=poll_interval, cap=max(60.0, poll_interval))
+        self._not_before = 0.0
+        self._rejection: int | None = None  # provider status we last told the operator about
+        self._unrouted_logged: set[str] = set()
+        self._stalls_logged: set[int] = set()
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self._current: asyncio.Task[None] | None = None
+
+    async def halt(self, grace: float = 5.0) -> None:
+        """Let a cycle in flight finish (briefly), else cancel it: its work is transactional."""
+        task = self._current
+        if task is None or task.done():
+            return
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+
+    def ready(self) -> bool:
+        """A poll succeeded within the last three intervals."""
+        return self.last_success is not None and (
+            self._clock() - self.last_success <= 3 * self._interval
+        )
+
+    async def run_job(self) -> None:
+        """The scheduled job: one cycle, unless a backoff says not yet. Never raises."""
+        now = self._clock()
+        if now < self._not_before:
+            return
+        self._current = asyncio.current_task()
+        try:
+            report = await self.poll_once()
+        except ProviderRejectedError as error:
+            self.last_error = str(error)
+            self._not_before = now + self._rejected_retry
+            if self._rejection != error.status:  # say it once, not every retry
+                self._rejection = error.status
+                log.error("%s Retrying every %.0fs until fixed.", error, self._rejected_retry)
+            return
+        except ProviderTransientError as error:
+            self.last_error = str(error)
+            delay = self._backoff.next_delay()
+            self._not_before = now + delay
+            log.warning("poll failed: %s; next try in %.1fs", error, delay)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug: keep the process up, retry slowly, say it loudly
+            self.last_error = f"unexpected error: {error}"
+            self._not_before = now + self._backoff.next_delay()
+            log.exception("poll failed unexpectedly")
+            return
+        if self._rejection is not None or self._backoff.failures:
+            log.info("SMS provider polls work again")
+        self._rejection = None
+        self._backoff.reset()
+        self.last_error = None
+        self.last_success = self._clock()
+        if report.new:
+            log.info(
+                "poll: %d new SMS (%d unrouted) in %d page(s); cursor %d",
+                report.new,
+                report.unrouted,
+                report.pages,
+                report.since,
+            )
+
+    async def poll_once(self) -> CycleReport:
+        """Read every page the cursor rules ask for into the ledger, then wake delivery."""
+        since = await self._store.cursor(self._account)
+        if since is None:
+            since = initial_since(int(self._clock()), self._lookback)
+            log.info("first start: reading SMS from the last %d seconds", self._lookback)
+        elif self._clock() - since > RESUME_NOTICE_AFTER and self.last_success is None:
+            log.warning(
+                "resuming %.1f hours behind; the provider keeps limited history, so SMS older "
+                "than its retention may no longer be available",
+                (self._clock() - since) / 3600,
+            )
+        report = CycleReport(since=since)
+        while report.pages < MAX_PAGES_PER_CYCLE:
+            page = await self._fetcher.fetch_page(since)
+            report.pages += 1
+            step = next_step(
+                since, [sms.timestamp for sms in page.messages], page.has_more_messages
+            )
+            channels = [self._channel_for(sms.recipient) for sms in page.messages]
+            fresh = await self._store.ingest(self._account, page.messages, channels, step.next_since)
+            report.fetched += len(page.messages)
+            report.new += len(fresh)
+            for sms in fresh:
+                if self._channel_for(sms.recipient) is None:
+                    report.unrouted += 1
+                    self._log_unrouted(sms.recipient)
+            self._log_stall(step.stall, step.stalled_second)
+            since = report.since = step.next_since
+            if not step.fetch_more:
+                break
+        if report.new:
+            await self._delivery.kick()
+        return report
+
+    def _log_unrouted(self, recipient: str | None) -> None:
+        key = recipient or ""
+        if key in self._unrouted_logged:
+            return
+        self._unrouted_logged.add(key)
+        log.error(
+            "SMS to %s match no route and there is no default route; they are kept in the "
+            'ledger as unrouted. Add "%s" (or "*") to SMSBRIDGE_ROUTES.',
+            recipient or "an unknown number",
+            recipient or "*",
+        )
+
+    def _log_stall(self, stall: Stall, second: int | None) -> None:
+        if stall is Stall.NONE or second is None or second in self._stalls_logged:
+            return
+        self._stalls_logged.add(second)
+        if stall is Stall.OVERFULL_SECOND:
+            log.error(
+                "a whole page of SMS share the second %d; the provider pages by whole seconds, "
+                "so SMS of that second beyond one page cannot be fetched. Moving on.",
+                second,
+            )
+        else:
+            log.error(
+                "the SMS provider returned a full page older than our cursor (newest %d); "
+                "ignoring it and trying again next cycle",
+                second,
+            )

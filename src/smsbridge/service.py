@@ -1,0 +1,166 @@
+"""The composition root: settings -> store -> clients -> poller, delivery, scheduler, web server.
+
+`Service.run` is `smsbridge run`: one asyncio loop serves HTTP (uvicorn) and runs the poll job
+(APScheduler). SIGTERM or SIGINT: stop polling, let each channel finish the post in flight,
+close, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from smsbridge.config import Settings
+from smsbridge.delivery import Delivery
+from smsbridge.errors import SlackAuthError, SlackTransientError, SmsBridgeError
+from smsbridge.provider.client import ProviderClient
+from smsbridge.relay import Poller
+from smsbridge.slack.poster import SlackPoster, classify, make_client
+from smsbridge.stopping import StopSignal
+from smsbridge.store.store import Store
+from smsbridge.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        # The service owns SIGTERM/SIGINT: uvicorn would re-raise them after shutdown, turning a
+        # clean stop into a death by signal.
+        yield
+
+
+@dataclass
+class Service:
+    settings: Settings
+    host: str = "0.0.0.0"
+    handle_signals: bool = True
+    stop: StopSignal = field(default_factory=StopSignal)
+    fatal: SmsBridgeError | None = None
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        settings = self.settings
+        store = Store.open(settings.database_url)
+        provider = ProviderClient(
+            settings.provider.url, settings.provider.username, settings.provider.password
+        )
+        slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+        try:
+            before, after = await store.upgrade()
+            if before != after:
+                log.info("database schema upgraded from version %d to %d", before, after)
+            await _check_slack_auth(slack)
+            delivery = Delivery(
+                store,
+                SlackPoster(slack, sleep=self.stop.sleep),
+                settings.account,
+                self.stop,
+                thread_idle_hours=settings.thread_idle_hours,
+                on_fatal=self._on_fatal,
+            )
+            self.poller = Poller(
+                settings.account,
+                provider,
+                store,
+                delivery,
+                settings.channel_for,
+                poll_interval=settings.poll_interval,
+                initial_lookback=settings.initial_lookback,
+            )
+            await self._serve(delivery, self.poller)
+        except SmsBridgeError as error:
+            self.fatal = error
+        finally:
+            await provider.aclose()
+            await store.close()
+        if self.fatal is not None:
+            log.error("%s", self.fatal)
+            return EXIT_CONFIG
+        return EXIT_OK
+
+    def _on_fatal(self, error: Exception) -> None:
+        if isinstance(error, SmsBridgeError) and self.fatal is None:
+            self.fatal = error
+        self.stop.set()
+
+    async def _serve(self, delivery: Delivery, poller: Poller) -> None:
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        scheduler.add_job(
+            poller.run_job,
+            "interval",
+            seconds=self.settings.poll_interval,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=_now(),
+            id="poll",
+        )
+        web = build_web_app(poller.ready, lambda: poller.last_error)
+        server = _Server(
+            uvicorn.Config(
+                web, host=self.host, port=self.settings.port, log_level="warning", lifespan="off"
+            )
+        )
+        server_task = asyncio.create_task(server.serve(), name="http")
+        await delivery.kick()  # SMS left over from a previous run, including posts in doubt
+        scheduler.start()
+        log.info(
+            "smsbridge running: polling every %ss, HTTP on port %d",
+            self.settings.poll_interval,
+            self.settings.port,
+        )
+        stop_task = asyncio.create_task(self.stop.wait())
+        await asyncio.wait({stop_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping: finishing the posts in flight")
+        self.stop.set()
+        scheduler.shutdown(wait=False)
+        await poller.halt()
+        await delivery.drain()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await server_task
+        if server_task.done() and not server_task.cancelled() and server_task.exception():
+            log.error("HTTP server failed: %s", server_task.exception())
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s", sig.name)
+        self.stop.set()
+
+
+async def _check_slack_auth(client: AsyncWebClient) -> None:
+    """Fail fast on a bad token; a Slack outage at start is only a warning."""
+    try:
+        await client.auth_test()
+    except SlackApiError as error:
+        mapped = classify(error, "-")
+        if isinstance(mapped, SlackAuthError):
+            raise mapped from None
+        log.warning("Slack auth.test failed (%s); continuing, posts will retry", mapped)
+    except Exception as error:  # unreachable Slack at start: posts retry later
+        log.warning("cannot reach Slack at start (%s); continuing, posts will retry", SlackTransientError(str(error)))
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,231 @@
+"""The SMS provider's messages endpoint, as documented, over real HTTP.
+
+- GET (query) and POST (form) on /services/rest/user/messages, validation and status codes
+  0, 1, 2, 3, 4, 200, 220, 9999; pages of at most 100, oldest first; a capped collection;
+- 24-hex string ids by default (or integers), numbers as strings (or JSON numbers);
+- `since` inclusive or exclusive, chosen per instance, since the documentation does not say;
+- fault injection: HTTP 500/503, status 9999, malformed or truncated JSON, slow answers, a
+  `newestMessageTimestamp` that goes backwards;
+- a small control API under /_sim/ to add messages and faults from another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MESSAGES_PATH = "/services/rest/user/messages"
+
+
+class Fault(Enum):
+    HTTP_500 = "http_500"
+    HTTP_503 = "http_503"
+    STATUS_9999 = "status_9999"
+    MALFORMED_JSON = "malformed_json"
+    TRUNCATED_JSON = "truncated_json"
+    SLOW = "slow"
+    NEWEST_BACKWARDS = "newest_backwards"
+
+
+@dataclass(frozen=True)
+class SimSms:
+    document_id: str
+    sender: str
+    recipient: str
+    timestamp: int
+    text: str
+    origin: str | None = None
+
+
+@dataclass
+class Account:
+    password: str
+    blocked: bool = False
+    active: bool = True
+
+
+@dataclass
+class ProviderSim:
+    inclusive: bool = True
+    integer_ids: bool = False
+    numeric_numbers: bool = False
+    with_recipient: bool = True
+    with_has_more: bool = True
+    capacity: int = 10_000
+    page_size: int = 100
+    slow_seconds: float = 2.0
+    clock: Callable[[], float] = time.time
+    accounts: dict[str, Account] = field(
+        default_factory=lambda: {"demo@reseller": Account(password="demo password & more")}
+    )
+    messages: deque[SimSms] = field(init=False)
+    faults: deque[Fault] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.messages = deque(maxlen=self.capacity)  # the capped collection
+
+    # -- test and demo API --------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        number = next(self._ids)
+        return str(number) if self.integer_ids else f"{0x5175_0000 + number:08x}{number:016x}"
+
+    def add(
+        self,
+        sender: str,
+        text: str,
+        *,
+        recipient: str = "61411001001",
+        origin: str | None = None,
+        timestamp: int | None = None,
+    ) -> SimSms:
+        sms = SimSms(
+            document_id=self.new_id(),
+            sender=sender,
+            recipient=recipient,
+            timestamp=int(self.clock()) if timestamp is None else timestamp,
+            text=text,
+            origin=origin,
+        )
+        # The collection is ordered by timestamp; a late message with an older stamp goes in
+        # its place, as a database index would return it.
+        if self.messages and self.messages[-1].timestamp > sms.timestamp:
+            ordered = sorted([*self.messages, sms], key=lambda m: m.timestamp)
+            self.messages.clear()
+            self.messages.extend(ordered[-self.capacity :])
+        else:
+            self.messages.append(sms)
+        return sms
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        self.faults.extend([fault] * times)
+
+    # -- the endpoint -------------------------------------------------------------------------
+
+    def answer(self, params: dict[str, str]) -> dict[str, Any]:
+        """The JSON document for one request (status codes as documented)."""
+        username, password, since = params.get("username"), params.get("password"), params.get("since")
+        if not username or not password or since is None or since == "":
+            return {"status": 1}
+        if any(ch.isspace() for ch in username) or not since.lstrip("-").isdigit():
+            return {"status": 2}
+        account = self.accounts.get(username)
+        if account is None:
+            return {"status": 200}
+        if account.password != password:
+            return {"status": 3}
+        if account.blocked:
+            return {"status": 4}
+        if not account.active:
+            return {"status": 220}
+        start = int(since)
+        matching = [
+            sms
+            for sms in self.messages
+            if (sms.timestamp >= start if self.inclusive else sms.timestamp > start)
+        ]
+        page = matching[: self.page_size]
+        body: dict[str, Any] = {
+            "status": 0,
+            "messages": [self._wire(sms) for sms in page],
+            "newestMessageTimestamp": page[-1].timestamp if page else start,
+        }
+        if self.with_has_more:
+            body["hasMoreMessages"] = len(matching) > len(page)
+        return body
+
+    def _wire(self, sms: SimSms) -> dict[str, Any]:
+        def number(value: str) -> str | int:
+            return int(value) if self.numeric_numbers else value
+
+        def ident(value: str) -> str | int:
+            return int(value) if self.integer_ids else value
+
+        wire: dict[str, Any] = {
+            "from": number(sms.sender),
+            "documentId": ident(sms.document_id),
+            "timestamp": sms.timestamp,
+            "text": sms.text,
+        }
+        if self.with_recipient:
+            wire["recipient"] = number(sms.recipient)
+        if sms.origin is not None:
+            wire["originDocumentId"] = ident(sms.origin)
+        return wire
+
+    async def _endpoint(self, request: Request) -> Response:
+        params: dict[str, str] = dict(request.query_params)
+        if request.method == "POST":
+            params.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        self.requests.append(
+            {
+                "method": request.method,
+                "url": str(request.url),
+                "username": params.get("username"),
+                "since": params.get("since"),
+            }
+        )
+        fault = self.faults.popleft() if self.faults else None
+        if fault is Fault.HTTP_500:
+            return Response("Internal Server Error", status_code=500)
+        if fault is Fault.HTTP_503:
+            return Response("Service Unavailable", status_code=503)
+        if fault is Fault.STATUS_9999:
+            return JSONResponse({"status": 9999})
+        if fault is Fault.SLOW:
+            await asyncio.sleep(self.slow_seconds)
+        body = self.answer(params)
+        if fault is Fault.MALFORMED_JSON:
+            return Response("{ newestMessageTimestamp = 123458 , messages = [", media_type="application/json")
+        if fault is Fault.TRUNCATED_JSON:
+            text = json.dumps(body)
+            return Response(text[: max(1, len(text) // 2)], media_type="application/json")
+        if fault is Fault.NEWEST_BACKWARDS and body.get("status") == 0:
+            body["newestMessageTimestamp"] = 0
+        return JSONResponse(body)
+
+    # -- control API (for `smsbridge sim provider` and tests that run the bridge elsewhere) ----
+
+    async def _control_add(self, request: Request) -> Response:
+        data = await request.json()
+        items = data if isinstance(data, list) else [data]
+        added = [
+            self.add(
+                str(item["from"]),
+                str(item.get("text", "")),
+                recipient=str(item.get("recipient", "61411001001")),
+                origin=item.get("originDocumentId"),
+                timestamp=item.get("timestamp"),
+            )
+            for item in items
+        ]
+        return JSONResponse([self._wire(sms) for sms in added])
+
+    async def _control_fault(self, request: Request) -> Response:
+        data = await request.json()
+        self.inject(Fault(data["fault"]), int(data.get("times", 1)))
+        return JSONResponse({"queued": [fault.value for fault in self.faults]})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(MESSAGES_PATH, self._endpoint, methods=["GET", "POST"]),
+                Route("/_sim/messages", self._control_add, methods=["POST"]),
+                Route("/_sim/faults", self._control_fault, methods=["POST"]),
+            ]
+        )

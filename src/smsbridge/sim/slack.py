@@ -1,0 +1,265 @@
+"""A subset of the Slack Web API over real HTTP, enough for the real AsyncWebClient.
+
+auth.test, chat.postMessage, conversations.join/info/history/replies; bearer-token check;
+channels the bot must join before posting; message metadata returned only on request
+(`include_all_metadata`); a per-channel rate limit answering 429 with `Retry-After`; fault
+injection (forced 429s, HTTP 5xx, error codes) and an optional delay after a post is stored but
+before it is answered, the window in which a crash leaves a post in doubt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+BOT_USER = "U0BRIDGE"
+BOT_ID = "B0BRIDGE"
+
+
+@dataclass
+class SimChannel:
+    id: str
+    name: str
+    archived: bool = False
+    member: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Forced:
+    """A canned answer for the next call(s) of `method` (on `channel`, if given)."""
+
+    method: str
+    channel: str | None
+    status: int = 200
+    error: str | None = None
+    retry_after: int = 1
+
+
+@dataclass
+class SlackSim:
+    token: str = "xoxb-sim-token"
+    post_interval: float = 0.0  # minimum seconds between posts to one channel (0: no limit)
+    post_delay: float = 0.0  # seconds between storing a post and answering it
+    clock: Callable[[], float] = time.time
+    channels: dict[str, SimChannel] = field(default_factory=dict)
+    forced: deque[Forced] = field(default_factory=deque)
+    calls: list[tuple[float, str, str | None, int]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _last_post: dict[str, float] = field(default_factory=dict)
+    _posted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- test and demo API --------------------------------------------------------------------
+
+    def add_channel(self, channel_id: str, name: str, *, member: bool = False, archived: bool = False) -> SimChannel:
+        channel = SimChannel(channel_id, name, archived=archived, member=member)
+        self.channels[channel_id] = channel
+        return channel
+
+    def force(self, method: str, *, channel: str | None = None, times: int = 1, **answer: Any) -> None:
+        self.forced.extend(Forced(method, channel, **answer) for _ in range(times))
+
+    def top_level(self, channel_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.channels[channel_id].messages if m.get("thread_ts") in (None, m["ts"])]
+
+    def replies(self, channel_id: str, thread_ts: str) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in self.channels[channel_id].messages
+            if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts
+        ]
+
+    def all_messages(self) -> list[dict[str, Any]]:
+        return [m for channel in self.channels.values() for m in channel.messages]
+
+    def document_ids(self) -> list[str]:
+        """The SMS document ids of every message posted, one entry per post."""
+        return [
+            m["metadata"]["event_payload"]["document_id"]
+            for m in self.all_messages()
+            if m.get("metadata", {}).get("event_type") == "sms_received"
+        ]
+
+    async def wait_for_posts(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until at least `count` messages have been posted in all."""
+        async def reached() -> None:
+            while len(self.all_messages()) < count:
+                self._posted.clear()
+                await self._posted.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+
+    # -- the API ------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        args: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "")
+            if content_type.startswith("application/json"):
+                args.update(json.loads(await request.body() or b"{}"))
+            else:
+                args.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        channel = args.get("channel")
+        now = self.clock()
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            status, body, headers = 200, {"ok": False, "error": "invalid_auth"}, {}
+        else:
+            status, body, headers = await self._answer(method, args, channel, now)
+        self.calls.append((now, method, channel, status))
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _answer(
+        self, method: str, args: dict[str, Any], channel: str | None, now: float
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        for forced in list(self.forced):
+            if forced.method == method and forced.channel in (None, channel):
+                self.forced.remove(forced)
+                if forced.status == 429:
+                    return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(forced.retry_after)}
+                if forced.status >= 500:
+                    return forced.status, {"ok": False, "error": forced.error or "internal_error"}, {}
+                return 200, {"ok": False, "error": forced.error}, {}
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        if method == "chat.postMessage" and channel in self.channels and self.post_interval:
+            wait = self._last_post.get(channel, -math.inf) + self.post_interval - now
+            if wait > 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
+        result = handler(args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return 200, result, {}
+
+    def _channel(self, args: dict[str, Any]) -> SimChannel | dict[str, Any]:
+        channel = self.channels.get(str(args.get("channel")))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return channel
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://sim.slack.invalid/",
+            "team": "Sim Team",
+            "user": "smsbridge",
+            "team_id": "T0SIM",
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+        }
+
+    async def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        if channel.archived:
+            return {"ok": False, "error": "is_archived"}
+        if not channel.member:
+            return {"ok": False, "error": "not_in_channel"}
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        ts = f"{int(self.clock())}.{next(self._seq):06d}"
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": ts,
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": args.get("text", ""),
+            "blocks": blocks or [],
+            "unfurl_links": args.get("unfurl_links"),
+            "unfurl_media": args.get("unfurl_media"),
+        }
+        if metadata:
+            message["metadata"] = metadata
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        channel.messages.append(message)
+        self._last_post[channel.id] = self.clock()
+        self._posted.set()
+        if self.post_delay:
+            await asyncio.sleep(self.post_delay)
+        return {"ok": True, "channel": channel.id, "ts": ts, "message": message}
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        if channel.archived:
+            return {"ok": False, "error": "is_archived"}
+        channel.member = True
+        return {"ok": True, "channel": self._info(channel)}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        return {"ok": True, "channel": self._info(channel)}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        if not channel.member:
+            return {"ok": False, "error": "not_in_channel"}
+        oldest = float(args.get("oldest") or 0)
+        found = [m for m in self.top_level(channel.id) if float(m["ts"]) >= oldest]
+        return self._page(list(reversed(found)), args)  # newest first, as Slack does
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        if not channel.member:
+            return {"ok": False, "error": "not_in_channel"}
+        ts = str(args.get("ts"))
+        thread = [m for m in channel.messages if m["ts"] == ts or m.get("thread_ts") == ts]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(thread, args)
+
+    @staticmethod
+    def _page(messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        chunk = messages[start : start + limit]
+        if not with_metadata:
+            chunk = [{k: v for k, v in m.items() if k != "metadata"} for m in chunk]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": chunk,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    @staticmethod
+    def _info(channel: SimChannel) -> dict[str, Any]:
+        return {
+            "id": channel.id,
+            "name": channel.name,
+            "is_channel": True,
+            "is_archived": channel.archived,
+            "is_member": channel.member,
+        }
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/api/{method}", self._dispatch, methods=["GET", "POST"])])

@@ -1,0 +1,116 @@
+"""Turn one SMS into a Slack message: fallback text, blocks and metadata. Pure.
+
+Everything that came from the SMS is escaped for Slack's mrkdwn (`&`, `<`, `>`), so an SMS
+can neither mention anyone (`<!channel>`, `<@U123>`) nor fake a link (`<https://x|bank>`).
+The metadata carries ids only: it is visible to every app in the workspace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import phonenumbers
+
+from smsbridge.models import InboundSms
+
+EVENT_TYPE = "sms_received"
+SECTION_LIMIT = 3000  # Slack's limit for a section's text
+BLOCK_LIMIT = 50  # Slack's limit of blocks per message
+FALLBACK_PREVIEW = 300  # characters of the SMS in the notification text
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Escape the three characters that Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_number(digits: str | None) -> str:
+    """A phone number in international format for people: 61409560857 -> +61 409 560 857."""
+    if not digits:
+        return "unknown"
+    if not digits.isdigit():
+        return escape(digits)  # alphanumeric sender ids exist; show them as they are
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return "+" + digits
+    if not phonenumbers.is_possible_number(number):
+        return "+" + digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def slack_date(timestamp: int) -> str:
+    """Slack shows this in each reader's own time zone; the fallback is UTC."""
+    fallback = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{timestamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Cut `text` into pieces whose escaped form fits `limit`; the pieces join back to `text`.
+
+    A cut prefers the last whitespace inside the window so words stay whole.
+    """
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end, size = start, 0
+        while end < len(text):
+            width = len(escape(text[end]))
+            if size + width > limit:
+                break
+            size += width
+            end += 1
+        if end < len(text):
+            space = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            if space > start:
+                end = space + 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def metadata(sms: InboundSms) -> dict[str, Any]:
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {
+            "document_id": sms.document_id,
+            "origin_document_id": sms.origin_document_id or "",
+        },
+    }
+
+
+def render(sms: InboundSms, mention: str | None = None) -> SlackMessage:
+    """The Slack message for one SMS. `mention` is ours (an alert), so it is not escaped."""
+    sender = format_number(sms.sender)
+    header = f":speech_balloon: *{sender}*"
+    if sms.recipient:
+        header += f" → {format_number(sms.recipient)}"
+    header += f" · {slack_date(sms.timestamp)}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": header}]}
+    ]
+    if mention:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mention}})
+    pieces = [escape(piece) for piece in split_text(sms.text)] or ["_(empty message)_"]
+    room = BLOCK_LIMIT - len(blocks)
+    if len(pieces) > room:
+        # Only a text over ~140,000 characters gets here; no SMS is that long.
+        kept = pieces[: room - 1]
+        dropped = len(sms.text) - len("".join(split_text(sms.text)[: room - 1]))
+        pieces = [*kept, f"[{dropped} more characters not shown]"]
+    for piece in pieces:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    preview = sms.text if len(sms.text) <= FALLBACK_PREVIEW else sms.text[:FALLBACK_PREVIEW] + "…"
+    fallback = f"SMS from {sender}: {escape(preview) or '(empty message)'}"
+    if mention:
+        fallback = f"{mention} {fallback}"
+    return SlackMessage(text=fallback, blocks=blocks, metadata=metadata(sms))

@@ -1,0 +1,87 @@
+"""SQLAlchemy Core tables and the ordered list of schema upgrades.
+
+Upgrades are an ordered list (as in mautrix-python): step N brings the schema from version N-1 to
+N in one transaction. A database whose version is newer than the code is refused, so an old
+release never writes to a schema it does not understand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+# The `since` to send next, per provider account.
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("since", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The delivery ledger, one row per inbound SMS, written before the cursor moves past it.
+# state: pending -> posting (claimed, a post may be in flight) -> posted | failed;
+#        unrouted when no route matches its recipient.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # arrival order
+    Column("account", String(200), nullable=False),
+    Column("document_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("channel", String(32)),
+    Column("sender", String(32), nullable=False),
+    Column("recipient", String(32)),
+    Column("origin_document_id", String(64)),
+    Column("sms_timestamp", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("slack_ts", String(32)),
+    Column("thread_ts", String(32)),
+    Column("reason", Text),
+    Column("received_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    Column("done_at", Float),
+    UniqueConstraint("account", "document_id", name="ledger_account_document"),
+)
+Index("ledger_backlog", ledger.c.account, ledger.c.state, ledger.c.channel, ledger.c.seq)
+
+# Slack thread of each (channel, sender, origin) conversation.
+threads = Table(
+    "threads",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("sender", String(32), primary_key=True),
+    Column("origin", String(64), primary_key=True),  # "" for SMS that answer nothing known
+    Column("thread_ts", String(32), nullable=False),
+    Column("last_sms_timestamp", BigInteger, nullable=False),
+)
+
+
+async def _v1(conn: AsyncConnection) -> None:
+    await conn.run_sync(
+        lambda sync: metadata.create_all(
+            sync, tables=[cursors, ledger, threads], checkfirst=False
+        )
+    )
+
+
+UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1]
+LATEST = len(UPGRADES)

@@ -1,0 +1,320 @@
+"""Store: cursor, delivery ledger and thread map, on SQLite (default) or PostgreSQL.
+
+One set of SQLAlchemy Core queries serves both; the only dialect-specific piece is the
+"insert unless present" used to dedupe SMS by documentId.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from smsbridge.errors import StoreError
+from smsbridge.models import InboundSms, ThreadKey
+from smsbridge.store.schema import LATEST, UPGRADES, cursors, ledger, schema_version, threads
+
+PENDING, POSTING, POSTED, FAILED, UNROUTED = "pending", "posting", "posted", "failed", "unrouted"
+STATES = (PENDING, POSTING, POSTED, FAILED, UNROUTED)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    seq: int
+    state: str
+    channel: str
+    sms: InboundSms
+    claimed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    thread_ts: str
+    last_sms_timestamp: int
+
+
+def async_url(url: str) -> str:
+    """Our settings speak plain sqlite:// and postgresql://; SQLAlchemy wants the async driver."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        try:
+            engine = create_async_engine(async_url(url))
+        except ModuleNotFoundError as error:
+            raise StoreError(
+                f"the database driver for {url.split(':', 1)[0]} is not installed ({error.name}); "
+                "for PostgreSQL install smsbridge with the 'postgres' extra"
+            ) from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        async with self._engine.connect() as conn:
+            return await _version(conn)
+
+    async def upgrade(self) -> tuple[int, int]:
+        """Bring the schema to the latest version; returns (before, after)."""
+        async with self._engine.begin() as conn:
+            before = await _version(conn, create=True)
+        if before > LATEST:
+            raise StoreError(
+                f"the database schema is version {before}, newer than this smsbridge understands "
+                f"({LATEST}); run the newer smsbridge release, or point SMSBRIDGE_DATABASE_URL "
+                "at another database"
+            )
+        for target in range(before + 1, LATEST + 1):
+            async with self._engine.begin() as conn:
+                await UPGRADES[target - 1](conn)
+                await conn.execute(update(schema_version).values(version=target))
+        return before, LATEST
+
+    # -- cursor -------------------------------------------------------------------------------
+
+    async def cursor(self, account: str) -> int | None:
+        async with self._engine.connect() as conn:
+            row = await conn.execute(select(cursors.c.since).where(cursors.c.account == account))
+            return row.scalar_one_or_none()
+
+    async def _advance_cursor(self, conn: AsyncConnection, account: str, since: int) -> None:
+        current = (
+            await conn.execute(select(cursors.c.since).where(cursors.c.account == account))
+        ).scalar_one_or_none()
+        if current is None:
+            await conn.execute(
+                cursors.insert().values(account=account, since=since, updated_at=time.time())
+            )
+        elif since > current:  # never backwards
+            await conn.execute(
+                update(cursors)
+                .where(cursors.c.account == account)
+                .values(since=since, updated_at=time.time())
+            )
+
+    # -- ledger -------------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        account: str,
+        messages: Sequence[InboundSms],
+        channels: Sequence[str | None],
+        next_since: int,
+    ) -> list[InboundSms]:
+        """Record new SMS and move the cursor, in one transaction; returns the SMS that were new.
+
+        The cursor moves only together with the rows it moves past, so a crash between the two
+        cannot lose a message.
+        """
+        fresh: list[InboundSms] = []
+        now = time.time()
+        async with self._engine.begin() as conn:
+            for sms, channel in zip(messages, channels, strict=True):
+                statement = (
+                    self._insert(ledger)
+                    .values(
+                        account=account,
+                        document_id=sms.document_id,
+                        state=PENDING if channel else UNROUTED,
+                        channel=channel,
+                        sender=sms.sender,
+                        recipient=sms.recipient,
+                        origin_document_id=sms.origin_document_id,
+                        sms_timestamp=sms.timestamp,
+                        text=sms.text,
+                        received_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["account", "document_id"])
+                )
+                result = await conn.execute(statement)
+                if result.rowcount:
+                    fresh.append(sms)
+            await self._advance_cursor(conn, account, next_since)
+        return fresh
+
+    async def backlog_channels(self, account: str) -> list[str]:
+        """Channels with SMS waiting to be posted (or whose post is in doubt)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.channel)
+                .where(ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING)))
+                .distinct()
+            )
+            return sorted(row[0] for row in rows)
+
+    async def backlog(self, account: str, channel: str, limit: int = 50) -> list[LedgerRow]:
+        """The oldest SMS waiting for `channel`, in arrival order."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger)
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.channel == channel,
+                    ledger.c.state.in_((PENDING, POSTING)),
+                )
+                .order_by(ledger.c.seq)
+                .limit(limit)
+            )
+            return [_ledger_row(row._mapping) for row in rows]
+
+    async def claim(self, account: str, document_id: str) -> float | None:
+        """pending -> posting. Returns the claim time, or None if the row was not pending."""
+        now = time.time()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(ledger)
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.document_id == document_id,
+                    ledger.c.state == PENDING,
+                )
+                .values(state=POSTING, claimed_at=now)
+            )
+            return now if result.rowcount == 1 else None
+
+    async def confirm(
+        self, account: str, row: LedgerRow, slack_ts: str, key: ThreadKey, thread_ts: str
+    ) -> None:
+        """posting -> posted, and remember the thread, in one transaction."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.account == account, ledger.c.document_id == row.sms.document_id)
+                .values(state=POSTED, slack_ts=slack_ts, thread_ts=thread_ts, done_at=time.time())
+            )
+            where = and_(
+                threads.c.account == account,
+                threads.c.channel == key.channel,
+                threads.c.sender == key.sender,
+                threads.c.origin == key.origin,
+            )
+            current = (await conn.execute(select(threads).where(where))).first()
+            if current is None:
+                await conn.execute(
+                    threads.insert().values(
+                        account=account,
+                        channel=key.channel,
+                        sender=key.sender,
+                        origin=key.origin,
+                        thread_ts=thread_ts,
+                        last_sms_timestamp=row.sms.timestamp,
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(threads)
+                    .where(where)
+                    .values(
+                        thread_ts=thread_ts,
+                        last_sms_timestamp=max(current.last_sms_timestamp, row.sms.timestamp),
+                    )
+                )
+
+    async def mark_failed(self, account: str, document_id: str, reason: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.account == account, ledger.c.document_id == document_id)
+                .values(state=FAILED, reason=reason, done_at=time.time())
+            )
+
+    async def thread(self, account: str, key: ThreadKey) -> ThreadEntry | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(threads.c.thread_ts, threads.c.last_sms_timestamp).where(
+                        threads.c.account == account,
+                        threads.c.channel == key.channel,
+                        threads.c.sender == key.sender,
+                        threads.c.origin == key.origin,
+                    )
+                )
+            ).first()
+            return None if row is None else ThreadEntry(row.thread_ts, row.last_sms_timestamp)
+
+    async def counts(self, account: str) -> dict[str, int]:
+        """Ledger rows per state."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.state, func.count())
+                .where(ledger.c.account == account)
+                .group_by(ledger.c.state)
+            )
+            found = {state: count for state, count in rows}
+            return {state: found.get(state, 0) for state in STATES}
+
+    async def delivered(self, account: str) -> list[tuple[str, str, str]]:
+        """(document_id, channel, slack_ts) of every posted SMS, in arrival order."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.document_id, ledger.c.channel, ledger.c.slack_ts)
+                .where(ledger.c.account == account, ledger.c.state == POSTED)
+                .order_by(ledger.c.seq)
+            )
+            return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def _version(conn: AsyncConnection, create: bool = False) -> int:
+    has_table = await conn.run_sync(
+        lambda sync: sync.dialect.has_table(sync, schema_version.name)
+    )
+    if not has_table:
+        if not create:
+            return 0
+        await conn.run_sync(lambda sync: schema_version.create(sync))
+    version = (await conn.execute(select(schema_version.c.version))).scalar_one_or_none()
+    if version is None:
+        if create:
+            await conn.execute(schema_version.insert().values(version=0))
+        return 0
+    return int(version)
+
+
+def _ledger_row(mapping: Any) -> LedgerRow:
+    sms = InboundSms(
+        sender=mapping["sender"],
+        recipient=mapping["recipient"],
+        document_id=mapping["document_id"],
+        origin_document_id=mapping["origin_document_id"],
+        timestamp=mapping["sms_timestamp"],
+        text=mapping["text"],
+    )
+    return LedgerRow(
+        seq=mapping["seq"],
+        state=mapping["state"],
+        channel=mapping["channel"],
+        sms=sms,
+        claimed_at=mapping["claimed_at"],
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (slash commands) run beside the writer; synchronous=NORMAL in WAL mode is
+    # durable against a killed process, which is the failure we must survive.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
