@@ -23,7 +23,7 @@ class Backoff:
     def next_delay(self) -> float:
         ceiling = min(self.cap, self.base * (2**self.failures))
         self.failures += 1
-        return self.base + (ceiling - self.base) * self.rand()
+        return float(self.base + (ceiling - self.base) * self.rand())
 
     def reset(self) -> None:
         self.failures = 0

@@ -23,7 +23,9 @@ class CheckResult:
 
 
 async def run_checks(settings: Settings) -> list[CheckResult]:
-    results: list[CheckResult] = [CheckResult("configuration", True, "all settings present and valid")]
+    results: list[CheckResult] = [
+        CheckResult("configuration", True, "all settings present and valid")
+    ]
     results.append(await _check_database(settings))
     results.append(await _check_provider(settings))
     slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
@@ -33,7 +35,9 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
         results.append(CheckResult("Slack token", False, str(classify(error, "-"))))
         return results
     except Exception as error:
-        results.append(CheckResult("Slack token", False, f"cannot reach {settings.slack.api_url}: {error}"))
+        results.append(
+            CheckResult("Slack token", False, f"cannot reach {settings.slack.api_url}: {error}")
+        )
         return results
     results.append(
         CheckResult("Slack token", True, f"bot {auth.get('user')} in workspace {auth.get('team')}")
@@ -54,20 +58,28 @@ async def _check_database(settings: Settings) -> CheckResult:
     finally:
         await store.close()
     if version > LATEST:
-        return CheckResult("database", False, f"schema version {version} is newer than this release ({LATEST})")
-    state = "up to date" if version == LATEST else f"version {version}, upgraded to {LATEST} at start"
+        return CheckResult(
+            "database", False, f"schema version {version} is newer than this release ({LATEST})"
+        )
+    state = (
+        "up to date" if version == LATEST else f"version {version}, upgraded to {LATEST} at start"
+    )
     return CheckResult("database", True, f"schema {state}")
 
 
 async def _check_provider(settings: Settings) -> CheckResult:
-    client = ProviderClient(settings.provider.url, settings.provider.username, settings.provider.password)
+    client = ProviderClient(
+        settings.provider.url, settings.provider.username, settings.provider.password
+    )
     try:
         await client.fetch_page(int(time.time()))
     except ProviderError as error:
         return CheckResult("SMS provider", False, str(error))
     finally:
         await client.aclose()
-    return CheckResult("SMS provider", True, f"{settings.provider.username} accepted by {settings.provider.url}")
+    return CheckResult(
+        "SMS provider", True, f"{settings.provider.username} accepted by {settings.provider.url}"
+    )
 
 
 async def _check_channel(slack, number: str, channel: str) -> CheckResult:  # type: ignore[no-untyped-def]
@@ -77,7 +89,9 @@ async def _check_channel(slack, number: str, channel: str) -> CheckResult:  # ty
     except SlackApiError as error:
         reason = error.response.get("error") if isinstance(error.response.data, dict) else None
         if reason == "channel_not_found":
-            return CheckResult(label, False, "channel not found; check the ID, or invite the bot if it is private")
+            return CheckResult(
+                label, False, "channel not found; check the ID, or invite the bot if it is private"
+            )
         return CheckResult(label, False, str(classify(error, channel)))
     name = f"#{info.get('name', channel)}"
     if info.get("is_archived"):
@@ -85,5 +99,7 @@ async def _check_channel(slack, number: str, channel: str) -> CheckResult:  # ty
     if info.get("is_member"):
         return CheckResult(label, True, f"{name}: the bot is a member")
     if info.get("is_private"):
-        return CheckResult(label, False, f"{name} is private: invite the bot with /invite @smsbridge")
+        return CheckResult(
+            label, False, f"{name} is private: invite the bot with /invite @smsbridge"
+        )
     return CheckResult(label, True, f"{name}: the bot joins on its first post")

@@ -108,13 +108,19 @@ def db_upgrade(config: ConfigOption = None) -> None:
     except StoreError as error:
         err.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
-    print(f"database schema: version {before} -> {after}" if before != after else f"database schema is up to date (version {after})")
+    print(
+        f"database schema: version {before} -> {after}"
+        if before != after
+        else f"database schema is up to date (version {after})"
+    )
 
 
 @sim_app.command("provider")
 def sim_provider(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
-    exclusive: Annotated[bool, typer.Option(help="Read `since` as exclusive (>) instead of inclusive (>=).")] = False,
+    exclusive: Annotated[
+        bool, typer.Option(help="Read `since` as exclusive (>) instead of inclusive (>=).")
+    ] = False,
 ) -> None:
     """Serve the SMS provider stand-in (user demo@reseller, password 'demo password & more').
 
@@ -125,7 +131,8 @@ def sim_provider(
     from smsbridge.sim.provider import ProviderSim
 
     provider = ProviderSim(inclusive=not exclusive)
-    print(f"SMS provider stand-in on http://127.0.0.1:{port} (since is {'exclusive' if exclusive else 'inclusive'})")
+    reading = "exclusive" if exclusive else "inclusive"
+    print(f"SMS provider stand-in on http://127.0.0.1:{port} (since is {reading})")
     uvicorn.run(provider.app(), host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -35,7 +35,9 @@ class ProviderSettings(BaseModel):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http(s) URL such as https://mc5.smartmessagingservices.net")
+            raise ValueError(
+                "must be an http(s) URL such as https://mc5.smartmessagingservices.net"
+            )
         return value.rstrip("/")
 
     @field_validator("username")
@@ -77,8 +79,8 @@ class Settings(BaseSettings):
     )
 
     # Validated even when absent, so that a missing block reports each missing field by name.
-    provider: ProviderSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
-    slack: SlackSettings = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    provider: ProviderSettings = Field(default_factory=dict, validate_default=True)
+    slack: SlackSettings = Field(default_factory=dict, validate_default=True)
     database_url: str = "sqlite:///./smsbridge.db"
     poll_interval: float = Field(default=5.0, ge=0.5)
     initial_lookback: int = Field(default=900, ge=0)
@@ -145,7 +147,7 @@ class Settings(BaseSettings):
 class _SlackConventionalEnv(PydanticBaseSettingsSource):
     """Slack's own tools use SLACK_BOT_TOKEN etc.; accept them below our prefixed names."""
 
-    NAMES = {
+    NAMES: ClassVar[dict[str, str]] = {
         "SLACK_BOT_TOKEN": "bot_token",
         "SLACK_SIGNING_SECRET": "signing_secret",
         "SLACK_APP_TOKEN": "app_token",
@@ -163,9 +165,14 @@ _HINTS = {
     "provider.username": "your SMS provider user name, e.g. 1234321@reseller",
     "provider.password": "your SMS provider password",
     "provider.url": "the provider's base URL, e.g. https://mc5.smartmessagingservices.net",
-    "slack.bot_token": "the Bot User OAuth Token (xoxb-...) from the Slack app's OAuth & Permissions page",
+    "slack.bot_token": (
+        "the Bot User OAuth Token (xoxb-...) from the Slack app's OAuth & Permissions page"
+    ),
     "slack.signing_secret": "the Signing Secret from the Slack app's Basic Information page",
-    "routes": 'a JSON object mapping your virtual numbers to channel IDs, e.g. {"61411001001": "C0OPS", "*": "C0ALL"}',
+    "routes": (
+        "a JSON object mapping your virtual numbers to channel IDs, "
+        'e.g. {"61411001001": "C0OPS", "*": "C0ALL"}'
+    ),
     "poll_interval": "seconds between polls, at least 0.5",
     "port": "the HTTP port to listen on",
 }
@@ -189,7 +196,11 @@ def describe_errors(error: ValidationError) -> list[str]:
             line = f"{env_name(loc)} is not set" + (f": set it to {hint}" if hint else "")
         else:
             reason = str(item["msg"]).removeprefix("Value error, ")
-            line = f"{env_name(loc)} {reason}" if reason.startswith("is ") else f"{env_name(loc)}: {reason}"
+            line = (
+                f"{env_name(loc)} {reason}"
+                if reason.startswith("is ")
+                else f"{env_name(loc)}: {reason}"
+            )
             if hint and "e.g." not in line:
                 line += f" (expected {hint})"
         problems.append(line)

@@ -22,7 +22,7 @@ from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientE
 from smsbridge.models import ThreadKey
 from smsbridge.slack.poster import SlackPoster
 from smsbridge.slack.render import render
-from smsbridge.stopping import StopSignal, Stopped
+from smsbridge.stopping import Stopped, StopSignal
 from smsbridge.store.store import POSTING, LedgerRow, Store
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,16 @@ class Delivery:
             except SlackTransientError as error:
                 delay = backoff.next_delay()
                 log.warning(
-                    "SMS %s to %s: %s; retrying in %.1fs", row.sms.document_id, row.channel, error, delay
+                    "SMS %s to %s: %s; retrying in %.1fs",
+                    row.sms.document_id,
+                    row.channel,
+                    error,
+                    delay,
                 )
                 # The post may have landed: from now on treat the row as in doubt.
-                row = LedgerRow(row.seq, POSTING, row.channel, row.sms, row.claimed_at or time.time())
+                row = LedgerRow(
+                    row.seq, POSTING, row.channel, row.sms, row.claimed_at or time.time()
+                )
                 await self._stop.sleep(delay)
             except SlackRejectedError as error:
                 await self._store.mark_failed(self._account, row.sms.document_id, error.reason)

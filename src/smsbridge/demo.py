@@ -43,7 +43,12 @@ SCRIPT: list[tuple[str, str, str | None, str]] = [
     ("61409560857", OPS_LINE, "reminder", "Actually, could we make it 10:00?"),
     ("447700900123", SUPPORT_LINE, None, "Hi, is this the right number for support?"),
     ("61412345678", OPS_LINE, "on_the_way", "Running late? I leave at 11"),
-    ("61498765432", SUPPORT_LINE, None, "<!channel> URGENT verify your account at <https://evil.example|Bank of Australia>"),
+    (
+        "61498765432",
+        SUPPORT_LINE,
+        None,
+        "<!channel> URGENT verify your account at <https://evil.example|Bank of Australia>",
+    ),
     ("447700900123", SUPPORT_LINE, None, "Hello? 😊"),
     ("61409560857", OPS_LINE, "survey", "5 - great service & friendly staff"),
 ]
@@ -66,7 +71,9 @@ async def feed(provider: ProviderSim, origins: dict[str, str], stop: asyncio.Eve
     extra = ["Thanks!", "ok", "Can you call me back?", "Is parking available?", "👍👍"]
     while not stop.is_set():
         sender, line, origin, _ = random.choice(SCRIPT[:5])
-        provider.add(sender, random.choice(extra), recipient=line, origin=origins[origin] if origin else None)
+        provider.add(
+            sender, random.choice(extra), recipient=line, origin=origins[origin] if origin else None
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=random.uniform(2, 5))
 
@@ -85,7 +92,9 @@ def _message_lines(message: dict, indent: str) -> Text:  # type: ignore[type-arg
     out = Text()
     for block in message.get("blocks", []):
         if block["type"] == "context":
-            out.append(indent + as_seen_in_slack(block["elements"][0]["text"]) + "\n", style="bold cyan")
+            out.append(
+                indent + as_seen_in_slack(block["elements"][0]["text"]) + "\n", style="bold cyan"
+            )
         elif block["type"] == "section":
             out.append(indent + as_seen_in_slack(block["text"]["text"]) + "\n")
     return out
@@ -100,7 +109,13 @@ def slack_view(slack: SlackSim) -> Group:
             for reply in slack.replies(channel.id, parent["ts"]):
                 body.append_text(_message_lines(reply, "    ↳ "))
             body.append("\n")
-        panels.append(Panel(body or Text("(no messages yet)", style="dim"), title=f"#{channel.name}", title_align="left"))
+        panels.append(
+            Panel(
+                body or Text("(no messages yet)", style="dim"),
+                title=f"#{channel.name}",
+                title_align="left",
+            )
+        )
     return Group(*panels)
 
 
@@ -114,8 +129,16 @@ async def run_demo(seconds: float | None, console: Console) -> int:
     async with serve(provider.app()) as provider_url, serve(slack.app()) as slack_url:
         with tempfile.TemporaryDirectory(prefix="smsbridge-demo-") as tmp:
             settings = Settings(
-                provider={"url": provider_url, "username": "demo@reseller", "password": "demo password & more"},
-                slack={"bot_token": slack.token, "signing_secret": "demo-secret", "api_url": f"{slack_url}/api/"},
+                provider={
+                    "url": provider_url,
+                    "username": "demo@reseller",
+                    "password": "demo password & more",
+                },
+                slack={
+                    "bot_token": slack.token,
+                    "signing_secret": "demo-secret",
+                    "api_url": f"{slack_url}/api/",
+                },
                 database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                 poll_interval=1.0,
                 routes=ROUTES,
@@ -130,7 +153,9 @@ async def run_demo(seconds: float | None, console: Console) -> int:
             )
             loop = asyncio.get_running_loop()
             deadline = None if seconds is None else loop.time() + seconds
-            with Live(slack_view(slack), console=console, refresh_per_second=4, transient=False) as live:
+            with Live(
+                slack_view(slack), console=console, refresh_per_second=4, transient=False
+            ) as live:
                 while not running.done() and (deadline is None or loop.time() < deadline):
                     live.update(slack_view(slack))
                     await asyncio.sleep(0.25)

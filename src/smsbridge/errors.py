@@ -1,19 +1,19 @@
 """The exception tree of smsbridge.
 
-    SmsBridgeError                  anything this package raises on purpose
-    ├── ConfigError                 a setting is missing or wrong; the operator must fix it
-    ├── ProviderError               the SMS provider did not give us a usable page
-    │   ├── ProviderTransientError  retry soon with backoff: HTTP 5xx, timeout, connection error,
-    │   │   │                       status 9999, a body that is not the documented JSON
-    │   │   └── MalformedPageError  the body is JSON but not a page we can trust
-    │   └── ProviderRejectedError   the provider refused the request (status 1, 2, 3, 4, 200, 220):
-    │                               a person must act; retry slowly and say once what to fix
-    ├── SlackError                  Slack refused or failed a call
-    │   ├── SlackTransientError     5xx, connection error, timeout: the post may or may not exist
-    │   ├── SlackRejectedError      channel_not_found, is_archived, invalid_blocks, ...: this
-    │   │                           message cannot be delivered until a person fixes the cause
-    │   └── SlackAuthError          invalid_auth and friends: fatal configuration error
-    └── StoreError                  the database cannot be used (e.g. its schema is newer than us)
+SmsBridgeError                  anything this package raises on purpose
+├── ConfigError                 a setting is missing or wrong; the operator must fix it
+├── ProviderError               the SMS provider did not give us a usable page
+│   ├── ProviderTransientError  retry soon with backoff: HTTP 5xx, timeout, connection error,
+│   │   │                       status 9999, a body that is not the documented JSON
+│   │   └── MalformedPageError  the body is JSON but not a page we can trust
+│   └── ProviderRejectedError   the provider refused the request (status 1, 2, 3, 4, 200, 220):
+│                               a person must act; retry slowly and say once what to fix
+├── SlackError                  Slack refused or failed a call
+│   ├── SlackTransientError     5xx, connection error, timeout: the post may or may not exist
+│   ├── SlackRejectedError      channel_not_found, is_archived, invalid_blocks, ...: this
+│   │                           message cannot be delivered until a person fixes the cause
+│   └── SlackAuthError          invalid_auth and friends: fatal configuration error
+└── StoreError                  the database cannot be used (e.g. its schema is newer than us)
 """
 
 from __future__ import annotations

@@ -14,5 +14,13 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "httpx", "httpcore", "slack_sdk", "slack_bolt", "aiosqlite", "uvicorn.error"):
+    for noisy in (
+        "apscheduler",
+        "httpx",
+        "httpcore",
+        "slack_sdk",
+        "slack_bolt",
+        "aiosqlite",
+        "uvicorn.error",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

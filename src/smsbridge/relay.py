@@ -154,7 +154,9 @@ class Poller:
                 since, [sms.timestamp for sms in page.messages], page.has_more_messages
             )
             channels = [self._channel_for(sms.recipient) for sms in page.messages]
-            fresh = await self._store.ingest(self._account, page.messages, channels, step.next_since)
+            fresh = await self._store.ingest(
+                self._account, page.messages, channels, step.next_since
+            )
             report.fetched += len(page.messages)
             report.new += len(fresh)
             for sms in fresh:

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,6 +45,57 @@ class _Server(uvicorn.Server):
 
 
 @dataclass
+class Bridge:
+    """The wired parts of one running bridge, built once from the settings."""
+
+    settings: Settings
+    store: Store
+    provider: ProviderClient
+    slack: AsyncWebClient
+    delivery: Delivery
+    poller: Poller
+
+    @classmethod
+    def build(
+        cls, settings: Settings, stop: StopSignal, on_fatal: Callable[[Exception], None]
+    ) -> Bridge:
+        store = Store.open(settings.database_url)
+        provider = ProviderClient(
+            settings.provider.url, settings.provider.username, settings.provider.password
+        )
+        slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+        delivery = Delivery(
+            store,
+            SlackPoster(slack, sleep=stop.sleep),
+            settings.account,
+            stop,
+            thread_idle_hours=settings.thread_idle_hours,
+            on_fatal=on_fatal,
+        )
+        poller = Poller(
+            settings.account,
+            provider,
+            store,
+            delivery,
+            settings.channel_for,
+            poll_interval=settings.poll_interval,
+            initial_lookback=settings.initial_lookback,
+        )
+        return cls(settings, store, provider, slack, delivery, poller)
+
+    async def start(self) -> None:
+        """Bring the schema up to date and make sure Slack accepts our token."""
+        before, after = await self.store.upgrade()
+        if before != after:
+            log.info("database schema upgraded from version %d to %d", before, after)
+        await _check_slack_auth(self.slack)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+        await self.store.close()
+
+
+@dataclass
 class Service:
     settings: Settings
     host: str = "0.0.0.0"
@@ -52,40 +105,14 @@ class Service:
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        settings = self.settings
-        store = Store.open(settings.database_url)
-        provider = ProviderClient(
-            settings.provider.url, settings.provider.username, settings.provider.password
-        )
-        slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+        bridge = Bridge.build(self.settings, self.stop, self._on_fatal)
         try:
-            before, after = await store.upgrade()
-            if before != after:
-                log.info("database schema upgraded from version %d to %d", before, after)
-            await _check_slack_auth(slack)
-            delivery = Delivery(
-                store,
-                SlackPoster(slack, sleep=self.stop.sleep),
-                settings.account,
-                self.stop,
-                thread_idle_hours=settings.thread_idle_hours,
-                on_fatal=self._on_fatal,
-            )
-            self.poller = Poller(
-                settings.account,
-                provider,
-                store,
-                delivery,
-                settings.channel_for,
-                poll_interval=settings.poll_interval,
-                initial_lookback=settings.initial_lookback,
-            )
-            await self._serve(delivery, self.poller)
+            await bridge.start()
+            await self._serve(bridge.delivery, bridge.poller)
         except SmsBridgeError as error:
             self.fatal = error
         finally:
-            await provider.aclose()
-            await store.close()
+            await bridge.aclose()
         if self.fatal is not None:
             log.error("%s", self.fatal)
             return EXIT_CONFIG
@@ -108,7 +135,7 @@ class Service:
             seconds=self.settings.poll_interval,
             max_instances=1,
             coalesce=True,
-            next_run_time=_now(),
+            next_run_time=datetime.now(UTC),
             id="poll",
         )
         web = build_web_app(poller.ready, lambda: poller.last_error)
@@ -157,10 +184,7 @@ async def _check_slack_auth(client: AsyncWebClient) -> None:
             raise mapped from None
         log.warning("Slack auth.test failed (%s); continuing, posts will retry", mapped)
     except Exception as error:  # unreachable Slack at start: posts retry later
-        log.warning("cannot reach Slack at start (%s); continuing, posts will retry", SlackTransientError(str(error)))
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
+        log.warning(
+            "cannot reach Slack at start (%s); continuing, posts will retry",
+            SlackTransientError(str(error)),
+        )

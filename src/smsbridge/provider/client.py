@@ -78,7 +78,9 @@ class ProviderClient:
         try:
             response = await self._http.post(MESSAGES_PATH, data=form)
         except httpx.TimeoutException as error:
-            raise ProviderTransientError(f"SMS provider timed out ({type(error).__name__})") from None
+            raise ProviderTransientError(
+                f"SMS provider timed out ({type(error).__name__})"
+            ) from None
         except httpx.TransportError as error:
             raise ProviderTransientError(f"cannot reach the SMS provider: {error}") from None
         if response.status_code >= 400:

@@ -119,7 +119,11 @@ class ProviderSim:
 
     def answer(self, params: dict[str, str]) -> dict[str, Any]:
         """The JSON document for one request (status codes as documented)."""
-        username, password, since = params.get("username"), params.get("password"), params.get("since")
+        username, password, since = (
+            params.get("username"),
+            params.get("password"),
+            params.get("since"),
+        )
         if not username or not password or since is None or since == "":
             return {"status": 1}
         if any(ch.isspace() for ch in username) or not since.lstrip("-").isdigit():
@@ -191,7 +195,9 @@ class ProviderSim:
             await asyncio.sleep(self.slow_seconds)
         body = self.answer(params)
         if fault is Fault.MALFORMED_JSON:
-            return Response("{ newestMessageTimestamp = 123458 , messages = [", media_type="application/json")
+            return Response(
+                "{ newestMessageTimestamp = 123458 , messages = [", media_type="application/json"
+            )
         if fault is Fault.TRUNCATED_JSON:
             text = json.dumps(body)
             return Response(text[: max(1, len(text) // 2)], media_type="application/json")

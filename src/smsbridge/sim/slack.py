@@ -47,6 +47,7 @@ class Forced:
     status: int = 200
     error: str | None = None
     retry_after: int = 1
+    after_effect: bool = False  # do the call's work, then answer with this failure (lost answer)
 
 
 @dataclass
@@ -64,16 +65,22 @@ class SlackSim:
 
     # -- test and demo API --------------------------------------------------------------------
 
-    def add_channel(self, channel_id: str, name: str, *, member: bool = False, archived: bool = False) -> SimChannel:
+    def add_channel(
+        self, channel_id: str, name: str, *, member: bool = False, archived: bool = False
+    ) -> SimChannel:
         channel = SimChannel(channel_id, name, archived=archived, member=member)
         self.channels[channel_id] = channel
         return channel
 
-    def force(self, method: str, *, channel: str | None = None, times: int = 1, **answer: Any) -> None:
+    def force(
+        self, method: str, *, channel: str | None = None, times: int = 1, **answer: Any
+    ) -> None:
         self.forced.extend(Forced(method, channel, **answer) for _ in range(times))
 
     def top_level(self, channel_id: str) -> list[dict[str, Any]]:
-        return [m for m in self.channels[channel_id].messages if m.get("thread_ts") in (None, m["ts"])]
+        return [
+            m for m in self.channels[channel_id].messages if m.get("thread_ts") in (None, m["ts"])
+        ]
 
     def replies(self, channel_id: str, thread_ts: str) -> list[dict[str, Any]]:
         return [
@@ -93,14 +100,11 @@ class SlackSim:
             if m.get("metadata", {}).get("event_type") == "sms_received"
         ]
 
-    async def wait_for_posts(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until at least `count` messages have been posted in all."""
-        async def reached() -> None:
-            while len(self.all_messages()) < count:
-                self._posted.clear()
-                await self._posted.wait()
-
-        await asyncio.wait_for(reached(), timeout)
+    async def wait_for_posts(self, count: int) -> None:
+        """Wait until at least `count` messages have been posted in all (callers set a timeout)."""
+        while len(self.all_messages()) < count:
+            self._posted.clear()
+            await self._posted.wait()
 
     # -- the API ------------------------------------------------------------------------------
 
@@ -115,8 +119,9 @@ class SlackSim:
                 args.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         channel = args.get("channel")
         now = self.clock()
+        headers: dict[str, str] = {}
         if request.headers.get("authorization") != f"Bearer {self.token}":
-            status, body, headers = 200, {"ok": False, "error": "invalid_auth"}, {}
+            status, body = 200, {"ok": False, "error": "invalid_auth"}
         else:
             status, body, headers = await self._answer(method, args, channel, now)
         self.calls.append((now, method, channel, status))
@@ -125,21 +130,37 @@ class SlackSim:
     async def _answer(
         self, method: str, args: dict[str, Any], channel: str | None, now: float
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
         for forced in list(self.forced):
             if forced.method == method and forced.channel in (None, channel):
                 self.forced.remove(forced)
+                if forced.after_effect and handler is not None:
+                    result = handler(args)
+                    if asyncio.iscoroutine(result):
+                        await result
                 if forced.status == 429:
-                    return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(forced.retry_after)}
+                    return (
+                        429,
+                        {"ok": False, "error": "ratelimited"},
+                        {"Retry-After": str(forced.retry_after)},
+                    )
                 if forced.status >= 500:
-                    return forced.status, {"ok": False, "error": forced.error or "internal_error"}, {}
+                    return (
+                        forced.status,
+                        {"ok": False, "error": forced.error or "internal_error"},
+                        {},
+                    )
                 return 200, {"ok": False, "error": forced.error}, {}
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if method == "chat.postMessage" and channel in self.channels and self.post_interval:
             wait = self._last_post.get(channel, -math.inf) + self.post_interval - now
             if wait > 0:
-                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(math.ceil(wait))}
+                return (
+                    429,
+                    {"ok": False, "error": "ratelimited"},
+                    {"Retry-After": str(math.ceil(wait))},
+                )
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = await result

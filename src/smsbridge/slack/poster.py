@@ -50,8 +50,14 @@ def classify(error: SlackApiError, channel: str) -> Exception:
     code = response.get("error") if isinstance(response.data, dict) else None
     if code in AUTH_ERRORS:
         return SlackAuthError(str(code))
-    if response.status_code >= 500 or code in ("internal_error", "fatal_error", "service_unavailable"):
-        return SlackTransientError(f"Slack answered HTTP {response.status_code} ({code or 'no error code'})")
+    if response.status_code >= 500 or code in (
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+    ):
+        return SlackTransientError(
+            f"Slack answered HTTP {response.status_code} ({code or 'no error code'})"
+        )
     return SlackRejectedError(channel, str(code or f"HTTP {response.status_code}"))
 
 
@@ -106,7 +112,10 @@ class SlackPoster:
             for message in response.get("messages") or []:
                 meta = message.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == EVENT_TYPE and payload.get("document_id") == document_id:
+                if (
+                    meta.get("event_type") == EVENT_TYPE
+                    and payload.get("document_id") == document_id
+                ):
                     return str(message["ts"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -119,7 +128,10 @@ class SlackPoster:
             if wait > 0:
                 await self._sleep(wait)
             try:
-                return await getattr(self._client, method)(channel=channel, **kwargs)
+                response: AsyncSlackResponse = await getattr(self._client, method)(
+                    channel=channel, **kwargs
+                )
+                return response
             except SlackApiError as error:
                 response = error.response
                 if response.status_code == 429:
@@ -131,7 +143,7 @@ class SlackPoster:
                     joined = await self._join(channel)
                     continue
                 raise classify(error, channel) from None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 raise SlackTransientError(
                     f"cannot reach Slack ({type(error).__name__}: {error})"
                 ) from None
@@ -146,7 +158,7 @@ class SlackPoster:
                 self._not_before[channel] = time.monotonic() + _retry_after(error.response)
                 return False
             raise classify(error, channel) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             raise SlackTransientError(f"cannot reach Slack ({type(error).__name__})") from None
         return True
 

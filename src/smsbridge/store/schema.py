@@ -77,9 +77,7 @@ threads = Table(
 
 async def _v1(conn: AsyncConnection) -> None:
     await conn.run_sync(
-        lambda sync: metadata.create_all(
-            sync, tables=[cursors, ledger, threads], checkfirst=False
-        )
+        lambda sync: metadata.create_all(sync, tables=[cursors, ledger, threads], checkfirst=False)
     )
 
 

@@ -277,9 +277,7 @@ class Store:
 
 
 async def _version(conn: AsyncConnection, create: bool = False) -> int:
-    has_table = await conn.run_sync(
-        lambda sync: sync.dialect.has_table(sync, schema_version.name)
-    )
+    has_table = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, schema_version.name))
     if not has_table:
         if not create:
             return 0

@@ -1,0 +1,148 @@
+"""Shared fixtures: the stand-ins served over real HTTP, settings pointing at them, a bridge."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from smsbridge.config import ProviderSettings, Settings, SlackSettings
+from smsbridge.service import Bridge
+from smsbridge.sim.provider import ProviderSim
+from smsbridge.sim.serve import serve
+from smsbridge.sim.slack import SlackSim
+from smsbridge.stopping import StopSignal
+
+USERNAME = "demo@reseller"
+PASSWORD = "demo password & more"  # spaces and & on purpose: it must survive form encoding
+OPS, INBOX = "C0OPS", "C0INBOX"
+OPS_LINE, OTHER_LINE = "61411001001", "61400000002"
+
+
+@dataclass
+class Served:
+    provider: ProviderSim
+    provider_url: str
+    slack: SlackSim
+    slack_url: str
+
+
+@pytest.fixture
+def provider_sim() -> ProviderSim:
+    return ProviderSim()
+
+
+@pytest.fixture
+def slack_sim() -> SlackSim:
+    sim = SlackSim()
+    sim.add_channel(OPS, "field-ops")
+    sim.add_channel(INBOX, "sms-inbox")
+    return sim
+
+
+@pytest.fixture
+async def served(provider_sim: ProviderSim, slack_sim: SlackSim) -> AsyncIterator[Served]:
+    async with serve(provider_sim.app()) as provider_url, serve(slack_sim.app()) as slack_url:
+        yield Served(provider_sim, provider_url, slack_sim, slack_url)
+
+
+@pytest.fixture
+def make_settings(served: Served, tmp_path: Path) -> Any:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "provider": ProviderSettings(
+                url=served.provider_url, username=USERNAME, password=SecretStr(PASSWORD)
+            ),
+            "slack": SlackSettings(
+                bot_token=SecretStr(served.slack.token),
+                signing_secret=SecretStr("test-signing-secret"),
+                api_url=f"{served.slack_url}/api/",
+            ),
+            "database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
+            "poll_interval": 0.5,
+            "initial_lookback": 3600,
+            "routes": {OPS_LINE: OPS, "*": INBOX},
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+class Harness:
+    """A bridge in this event loop, driven one poll cycle at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.stop = StopSignal()
+        self.fatal: list[Exception] = []
+        self.bridge = Bridge.build(settings, self.stop, self.fatal.append)
+
+    async def cycle(self) -> None:
+        """One scheduled poll, then wait until every channel worker has finished."""
+        await self.bridge.poller.run_job()
+        await self.bridge.delivery.idle()
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.bridge.delivery.drain()
+        await self.bridge.aclose()
+
+
+@pytest.fixture
+async def make_harness(make_settings: Any) -> AsyncIterator[Any]:
+    harnesses: list[Harness] = []
+
+    async def build(**overrides: Any) -> Harness:
+        harness = Harness(make_settings(**overrides))
+        await harness.bridge.start()
+        harnesses.append(harness)
+        return harness
+
+    yield build
+    for harness in harnesses:
+        await harness.close()
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server for tests; its absence skips them, or fails them in CI."""
+    url = os.environ.get("SMSBRIDGE_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("SMSBRIDGE_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(
+                "SMSBRIDGE_TEST_REQUIRE_POSTGRES is set but SMSBRIDGE_TEST_POSTGRES_URL is not"
+            )
+        pytest.skip(
+            "no PostgreSQL: set SMSBRIDGE_TEST_POSTGRES_URL=postgresql://user@host/db to run"
+        )
+    return url
+
+
+@pytest.fixture
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    url = postgres_url()
+    assert url is not None
+    import asyncpg
+
+    admin_dsn = url
+    name = f"smsbridge_test_{secrets.token_hex(4)}"
+    try:
+        admin = await asyncpg.connect(admin_dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        message = f"PostgreSQL at {url} is unreachable: {error}"
+        if os.environ.get("SMSBRIDGE_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = url.rsplit("/", 1)[0]
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

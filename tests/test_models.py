@@ -1,0 +1,154 @@
+"""Every wire shape the provider's documentation shows parses into the same normalised model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
+from smsbridge.provider.client import parse_page
+
+
+def page(*messages: dict, **fields: object) -> bytes:
+    return json.dumps({"status": 0, "messages": list(messages), **fields}).encode()
+
+
+def test_seed_shape_with_integer_ids_and_numbers() -> None:
+    body = page(
+        {
+            "from": 61409560857,
+            "recipient": 61411001001,
+            "documentId": 12345,
+            "originDocumentId": 533221,
+            "timestamp": 1362461321,
+            "text": "This is a server side message",
+        },
+        newestMessageTimestamp=123458,
+        hasMoreMessages=False,
+    )
+    sms = parse_page(body).messages[0]
+    assert (sms.sender, sms.recipient, sms.document_id, sms.origin_document_id) == (
+        "61409560857",
+        "61411001001",
+        "12345",
+        "533221",
+    )
+    assert sms.timestamp == 1362461321
+
+
+def test_docs_shape_with_hex_string_ids() -> None:
+    body = page(
+        {
+            "documentId": "51750a01e4b0d1406c9c5fdb",
+            "text": " ggghhh",
+            "timestamp": 1366624769,
+            "from": "61555879987",
+            "recipient": "61500079987",
+            "originDocumentId": "517509fee4b0b1be3f128ef5",
+        }
+    )
+    sms = parse_page(body).messages[0]
+    assert sms.document_id == "51750a01e4b0d1406c9c5fdb"
+    assert sms.origin_document_id == "517509fee4b0b1be3f128ef5"
+    assert sms.text == " ggghhh"  # text is kept exactly, leading space included
+
+
+@pytest.mark.parametrize("origin", [None, "", "  "], ids=["null", "empty", "blank"])
+def test_origin_null_or_empty_means_not_a_reply(origin: object) -> None:
+    body = page(
+        {"from": "61", "documentId": "a1", "timestamp": 1, "text": "x", "originDocumentId": origin}
+    )
+    assert parse_page(body).messages[0].origin_document_id is None
+
+
+def test_optional_fields_absent() -> None:
+    parsed = parse_page(page({"from": "61409", "documentId": 7, "timestamp": 5, "text": ""}))
+    sms = parsed.messages[0]
+    assert (sms.recipient, sms.origin_document_id, sms.text) == (None, None, "")
+    assert parsed.has_more_messages is False  # absent in some versions: treated as false
+    assert parsed.newest_message_timestamp is None
+
+
+def test_null_text_is_empty_text() -> None:
+    sms = parse_page(
+        page({"from": "61", "documentId": "x", "timestamp": 5, "text": None})
+    ).messages[0]
+    assert sms.text == ""
+
+
+def test_sibling_endpoint_field_name_is_accepted() -> None:
+    body = json.dumps(
+        {
+            "status": 0,
+            "incomingMessages": [{"from": "61", "documentId": "d", "timestamp": 1, "text": "t"}],
+        }
+    ).encode()
+    assert parse_page(body).messages[0].document_id == "d"
+
+
+def test_status_as_string_and_no_messages() -> None:
+    assert parse_page(b'{"status": "0"}').messages == []
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [
+        (1, "bug"),
+        (2, "SMSBRIDGE_PROVIDER__USERNAME"),
+        (3, "SMSBRIDGE_PROVIDER__PASSWORD"),
+        (4, "unblock"),
+        (200, "SMSBRIDGE_PROVIDER__USERNAME"),
+        (220, "Activate"),
+    ],
+)
+def test_rejection_statuses_name_the_fix(status: int, fix: str) -> None:
+    with pytest.raises(ProviderRejectedError) as caught:
+        parse_page(json.dumps({"status": status}).encode())
+    assert caught.value.status == status
+    assert fix in str(caught.value)
+
+
+def test_status_9999_is_transient() -> None:
+    with pytest.raises(ProviderTransientError, match="9999"):
+        parse_page(b'{"status": 9999}')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{ newestMessageTimestamp = 123458 , messages = [",  # the seed's pseudo-JSON
+        b'{"status": 0, "messages": [{"from": "61", "text": "no id", "timestamp": 1}]}',
+        b'{"status": 0, "messages": [{"from": "61", "documentId": "a", "timestamp": "soon"}]}',
+        b'{"status": 0, "messages": {"not": "a list"}}',
+        b'{"status": 0, "messages": [{"from": true, "documentId": "a", "timestamp": 1}]}',
+        b'{"messages": []}',
+        b"[1, 2, 3]",
+        b"\xff\xfe",
+        b"",
+    ],
+    ids=[
+        "pseudo-json",
+        "no-id",
+        "bad-timestamp",
+        "messages-object",
+        "bool-sender",
+        "no-status",
+        "array",
+        "binary",
+        "empty",
+    ],
+)
+def test_malformed_bodies_are_transient_errors_not_crashes(body: bytes) -> None:
+    with pytest.raises(MalformedPageError):
+        parse_page(body)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_parser_never_crashes_on_arbitrary_bodies(body: bytes) -> None:
+    try:
+        parse_page(body)
+    except (MalformedPageError, ProviderTransientError, ProviderRejectedError):
+        pass

@@ -1,0 +1,135 @@
+"""Rendering: nothing in an SMS can ping, link or format its way out of its box."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smsbridge.models import InboundSms
+from smsbridge.slack.render import (
+    BLOCK_LIMIT,
+    SECTION_LIMIT,
+    escape,
+    format_number,
+    render,
+    split_text,
+)
+
+
+def sms(text: str, **fields: object) -> InboundSms:
+    values: dict[str, object] = {
+        "from": "61409560857",
+        "recipient": "61411001001",
+        "documentId": "d1",
+        "timestamp": 1_700_000_000,
+        "text": text,
+    }
+    values.update(fields)
+    return InboundSms.model_validate(values)
+
+
+def all_texts(message: object) -> list[str]:
+    texts = [message.text]  # type: ignore[attr-defined]
+    for block in message.blocks:  # type: ignore[attr-defined]
+        if block["type"] == "section":
+            texts.append(block["text"]["text"])
+        else:
+            texts.extend(element["text"] for element in block["elements"])
+    return texts
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "<!channel> pay now",
+        "<!here>",
+        "<@U123ABC> hi",
+        "<#C0OPS>",
+        "<https://evil.example|Your Bank>",
+        "<!subteam^S1>",
+    ],
+)
+def test_sms_cannot_mention_or_link(attack: str) -> None:
+    message = render(sms(attack))
+    for text in all_texts(message):
+        # Our own markup is only the date token; no other Slack control sequence may appear.
+        assert re.findall(r"<(?!!date\^)[^>]*>", text) == []
+    assert escape(attack) in message.blocks[1]["text"]["text"]
+
+
+def test_escape_covers_exactly_the_three_control_characters() -> None:
+    assert escape("a & b < c > d") == "a &amp; b &lt; c &gt; d"
+    assert escape("&amp;") == "&amp;amp;"  # an SMS that types an entity shows it literally
+
+
+def test_header_formats_numbers_for_people_and_dates_for_each_reader() -> None:
+    header = render(sms("hi")).blocks[0]["elements"][0]["text"]
+    assert "+61 409 560 857" in header
+    assert "+61 411 001 001" in header
+    assert "<!date^1700000000^{date_short_pretty} at {time}|2023-11-14 22:13 UTC>" in header
+
+
+@pytest.mark.parametrize(
+    ("digits", "shown"),
+    [
+        ("61409560857", "+61 409 560 857"),
+        ("447700900123", "+44 7700 900123"),
+        ("12", "+12"),
+        (None, "unknown"),
+        ("ACME", "ACME"),
+    ],
+)
+def test_format_number(digits: str | None, shown: str) -> None:
+    assert format_number(digits) == shown
+
+
+def test_metadata_carries_ids_only() -> None:
+    message = render(sms("secret text", originDocumentId="o9"))
+    assert message.metadata == {
+        "event_type": "sms_received",
+        "event_payload": {"document_id": "d1", "origin_document_id": "o9"},
+    }
+
+
+def test_empty_sms_is_shown_as_empty() -> None:
+    assert render(sms("")).blocks[1]["text"]["text"] == "_(empty message)_"
+
+
+def test_emoji_and_unicode_survive() -> None:
+    assert render(sms("Hello 😊 — ça va?")).blocks[1]["text"]["text"] == "Hello 😊 — ça va?"
+
+
+def test_long_text_is_split_across_blocks_without_losing_a_character() -> None:
+    text = ("word & <tag> " * 1200).strip()
+    message = render(sms(text))
+    sections = [b["text"]["text"] for b in message.blocks[1:]]
+    assert len(sections) > 1
+    assert all(len(s) <= SECTION_LIMIT for s in sections)
+    rebuilt = "".join(sections).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert rebuilt == text
+
+
+def test_absurdly_long_text_stays_within_the_block_limit_and_says_what_is_cut() -> None:
+    text = "x" * (SECTION_LIMIT * (BLOCK_LIMIT + 5))
+    message = render(sms(text))
+    assert len(message.blocks) == BLOCK_LIMIT
+    assert message.blocks[-1]["text"]["text"].endswith("more characters not shown]")
+
+
+@given(st.text(max_size=9000), st.integers(min_value=5, max_value=400))
+def test_split_text_pieces_join_back_and_fit(text: str, limit: int) -> None:
+    pieces = split_text(text, limit)
+    assert "".join(pieces) == text
+    assert all(0 < len(escape(piece)) <= limit for piece in pieces)
+
+
+@given(st.text(max_size=2000))
+def test_rendered_sms_never_contains_an_unescaped_control_character(text: str) -> None:
+    message = render(sms(text))
+    for section in message.blocks[1:]:
+        body = section["text"]["text"]
+        assert "<" not in body and ">" not in body
+        assert re.sub(r"&(amp|lt|gt);", "", body).count("&") == 0
