@@ -66,7 +66,7 @@ def make_settings(served: Served, tmp_path: Path) -> Any:
             ),
             "database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
             "poll_interval": 0.5,
-            "initial_lookback": 3600,
+            "initial_lookback": 2 * 86_400,
             "routes": {OPS_LINE: OPS, "*": INBOX},
         }
         values.update(overrides)

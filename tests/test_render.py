@@ -131,5 +131,6 @@ def test_rendered_sms_never_contains_an_unescaped_control_character(text: str) -
     message = render(sms(text))
     for section in message.blocks[1:]:
         body = section["text"]["text"]
-        assert "<" not in body and ">" not in body
+        assert "<" not in body
+        assert ">" not in body
         assert re.sub(r"&(amp|lt|gt);", "", body).count("&") == 0

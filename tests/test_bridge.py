@@ -1,0 +1,326 @@
+"""The bridge end to end in one event loop: real HTTP to both stand-ins, a real SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, Served
+from smsbridge.errors import SlackAuthError
+from smsbridge.sim.provider import Fault
+
+ALICE, BOB = "61409560857", "61412345678"
+T0 = int(time.time()) - 86_400  # inside the initial lookback of the test settings
+
+
+def posted_texts(served: Served, channel: str) -> list[str]:
+    return [m["blocks"][-1]["text"]["text"] for m in served.slack.channels[channel].messages]
+
+
+async def test_each_sms_reaches_its_routed_channel_once(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.provider.add(ALICE, "to ops", recipient=OPS_LINE)
+    served.provider.add(BOB, "to the other line", recipient=OTHER_LINE)
+    await harness.cycle()
+    await harness.cycle()  # the overlap re-reads the newest second: still nothing twice
+    assert posted_texts(served, OPS) == ["to ops"]
+    assert posted_texts(served, INBOX) == ["to the other line"]
+    assert Counter(served.slack.document_ids()).most_common(1)[0][1] == 1
+    message = served.slack.channels[OPS].messages[0]
+    assert (message["unfurl_links"], message["unfurl_media"]) == (False, False)
+
+
+async def test_replies_thread_per_sender_and_outbound_message(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    reminder, survey = served.provider.new_id(), served.provider.new_id()
+    served.provider.add(ALICE, "yes", origin=reminder, timestamp=T0 + 1000)
+    served.provider.add(BOB, "no", origin=reminder, timestamp=T0 + 1001)
+    served.provider.add(ALICE, "make it 10?", origin=reminder, timestamp=T0 + 1002)
+    served.provider.add(ALICE, "5 stars", origin=survey, timestamp=T0 + 1003)
+    served.provider.add(ALICE, "and thanks", origin=reminder, timestamp=T0 + 1004)
+    await harness.cycle()
+    top = served.slack.top_level(OPS)
+    assert [m["blocks"][-1]["text"]["text"] for m in top] == ["yes", "no", "5 stars"]
+    thread = served.slack.replies(OPS, top[0]["ts"])
+    assert [m["blocks"][-1]["text"]["text"] for m in thread] == ["make it 10?", "and thanks"]
+    assert served.slack.replies(OPS, top[1]["ts"]) == []
+
+
+async def test_sms_without_origin_start_a_new_thread_after_idle_hours(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness(thread_idle_hours=1)
+    served.provider.add(ALICE, "first", timestamp=T0 + 10_000)
+    served.provider.add(ALICE, "30 min later", timestamp=T0 + 10_000 + 1800)
+    served.provider.add(ALICE, "2 hours of silence later", timestamp=T0 + 10_000 + 1800 + 7200)
+    await harness.cycle()
+    top = served.slack.top_level(OPS)
+    assert [m["blocks"][-1]["text"]["text"] for m in top] == ["first", "2 hours of silence later"]
+    assert [m["blocks"][-1]["text"]["text"] for m in served.slack.replies(OPS, top[0]["ts"])] == [
+        "30 min later"
+    ]
+
+
+async def test_threads_survive_a_restart(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    origin = served.provider.new_id()
+    first = await make_harness()
+    served.provider.add(ALICE, "before restart", origin=origin)
+    await first.cycle()
+    await first.close()
+    second = await make_harness()  # same database file
+    served.provider.add(ALICE, "after restart", origin=origin)
+    await second.cycle()
+    top = served.slack.top_level(OPS)
+    assert len(top) == 1
+    assert [m["blocks"][-1]["text"]["text"] for m in served.slack.replies(OPS, top[0]["ts"])] == [
+        "after restart"
+    ]
+
+
+async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
+    served: Served,
+    make_harness,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    harness = await make_harness(routes={OPS_LINE: OPS})  # no default route
+    served.provider.add(ALICE, "routed", recipient=OPS_LINE)
+    served.provider.add(ALICE, "lost line 1", recipient=OTHER_LINE)
+    with caplog.at_level(logging.ERROR):
+        await harness.cycle()
+    assert len([r for r in caplog.records if "match no route" in r.getMessage()]) == 1
+    caplog.clear()
+    served.provider.add(BOB, "lost line 2", recipient=OTHER_LINE)
+    with caplog.at_level(logging.ERROR):
+        await harness.cycle()
+        await harness.cycle()
+    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    assert counts["unrouted"] == 2
+    assert counts["posted"] == 1
+    assert posted_texts(served, OPS) == ["routed"]
+    # later unrouted SMS to the same line add no more noise
+    assert [r for r in caplog.records if "match no route" in r.getMessage()] == []
+
+
+async def test_unrouted_first_time_is_logged_with_the_fix(
+    served: Served,
+    make_harness,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    harness = await make_harness(routes={OPS_LINE: OPS})
+    served.provider.add(ALICE, "a", recipient=OTHER_LINE)
+    served.provider.add(ALICE, "b", recipient=OTHER_LINE)
+    with caplog.at_level(logging.ERROR):
+        await harness.cycle()
+    lines = [r.getMessage() for r in caplog.records if "match no route" in r.getMessage()]
+    assert len(lines) == 1
+    assert f'Add "{OTHER_LINE}"' in lines[0]
+
+
+@pytest.mark.parametrize("inclusive", [True, False], ids=["since-inclusive", "since-exclusive"])
+async def test_many_sms_in_few_seconds_across_pages_arrive_once_each(
+    served: Served,
+    make_harness,
+    inclusive: bool,  # type: ignore[no-untyped-def]
+) -> None:
+    served.provider.inclusive = inclusive
+    served.provider.page_size = 7
+    harness = await make_harness()
+    sent = []
+    for i in range(40):
+        sent.append(
+            served.provider.add(
+                ALICE if i % 2 else BOB, f"m{i}", timestamp=T0 + 5000 + i // 6
+            ).document_id
+        )
+    await harness.cycle()
+    for i in range(40, 50):  # three more arrive in the last second already read, then more
+        second = T0 + 5006 if i < 43 else T0 + 5007
+        sent.append(served.provider.add(BOB, f"m{i}", timestamp=second).document_id)
+    await harness.cycle()
+    assert Counter(served.slack.document_ids()) == Counter(sent)
+
+
+async def test_the_escaped_text_is_what_slack_receives(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.provider.add(ALICE, "<!channel> click <https://evil.example|your bank>")
+    await harness.cycle()
+    message = served.slack.channels[OPS].messages[0]
+    assert (
+        message["blocks"][-1]["text"]["text"]
+        == "&lt;!channel&gt; click &lt;https://evil.example|your bank&gt;"
+    )
+    assert "<!channel>" not in message["text"]
+
+
+# -- provider faults ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
+async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
+    served: Served, make_harness, fault: Fault
+) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.provider.add(ALICE, "before the fault")
+    await harness.cycle()
+    cursor = await harness.bridge.store.cursor(harness.bridge.settings.account)
+    served.provider.add(ALICE, "during the fault")
+    served.provider.slow_seconds = 0.2
+    served.provider.inject(fault)
+    poller = harness.bridge.poller
+    await poller.poll_once() if fault in (
+        Fault.SLOW,
+        Fault.NEWEST_BACKWARDS,
+    ) else await harness.cycle()
+    assert await harness.bridge.store.cursor(harness.bridge.settings.account) >= cursor
+    poller._not_before = 0  # skip the backoff wait: the next scheduled run, now
+    await harness.cycle()
+    assert posted_texts(served, OPS) == ["before the fault", "during the fault"]
+
+
+async def test_transient_failures_back_off_exponentially(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness(poll_interval=1.0)
+    poller = harness.bridge.poller
+    poller._backoff.rand = lambda: 1.0  # the top of the jitter range, to read the growth
+    clock = [1000.0]
+    poller._clock = lambda: clock[0]
+    served.provider.inject(Fault.HTTP_503, times=3)
+    gaps = []
+    for _ in range(3):
+        await poller.run_job()
+        gaps.append(poller._not_before - clock[0])
+        clock[0] = poller._not_before
+    assert gaps == [1.0, 2.0, 4.0]
+    assert len(served.provider.requests) == 3  # the gate held: no request inside a backoff
+    await poller.run_job()
+    assert poller.last_error is None
+    assert poller.ready()
+
+
+async def test_a_rejection_is_logged_once_and_retried_slowly(
+    served: Served,
+    make_harness,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    from smsbridge.sim.provider import Account
+
+    harness = await make_harness()
+    poller = harness.bridge.poller
+    served.provider.accounts["demo@reseller"] = Account("another password")
+    clock = [1000.0]
+    poller._clock = lambda: clock[0]
+    with caplog.at_level(logging.ERROR):
+        for _ in range(4):
+            await poller.run_job()
+            clock[0] += 1  # the scheduler fires every interval ...
+        clock[0] += 300  # ... and after the slow retry period it asks again
+        await poller.run_job()
+    errors = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
+    assert len(errors) == 1
+    assert "SMSBRIDGE_PROVIDER__PASSWORD" in errors[0]
+    assert len(served.provider.requests) == 2
+    assert not poller.ready()
+
+
+# -- Slack faults -------------------------------------------------------------------------------
+
+
+async def test_a_429_holds_only_its_channel_until_retry_after(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.slack.force("chat.postMessage", channel=OPS, status=429, retry_after=1)
+    served.provider.add(ALICE, "throttled", recipient=OPS_LINE)
+    served.provider.add(BOB, "free", recipient=OTHER_LINE)
+    await harness.cycle()
+    posts = [
+        (t, ch, status)
+        for t, method, ch, status in served.slack.calls
+        if method == "chat.postMessage"
+    ]
+    limited_at = next(t for t, ch, status in posts if ch == OPS and status == 429)
+    retried_at = next(t for t, ch, status in posts if ch == OPS and status == 200)
+    inbox_at = next(t for t, ch, status in posts if ch == INBOX and status == 200)
+    assert retried_at - limited_at >= 1.0
+    assert inbox_at < limited_at + 1.0  # the other channel did not wait
+    assert posted_texts(served, OPS) == ["throttled"]
+
+
+async def test_not_in_channel_joins_and_posts(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    assert served.slack.channels[OPS].member is False
+    served.provider.add(ALICE, "hello")
+    await harness.cycle()
+    assert served.slack.channels[OPS].member is True
+    assert posted_texts(served, OPS) == ["hello"]
+    methods = [method for _, method, ch, _ in served.slack.calls if ch == OPS]
+    assert methods == ["chat.postMessage", "conversations.join", "chat.postMessage"]
+
+
+@pytest.mark.parametrize("problem", ["channel_not_found", "is_archived"])
+async def test_a_dead_channel_marks_its_sms_failed_and_others_flow(
+    served: Served, make_harness, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    if problem == "is_archived":
+        served.slack.channels[OPS].archived = True
+    else:
+        del served.slack.channels[OPS]
+    harness = await make_harness()
+    served.provider.add(ALICE, "cannot land", recipient=OPS_LINE)
+    served.provider.add(BOB, "lands", recipient=OTHER_LINE)
+    await harness.cycle()
+    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    assert (counts["failed"], counts["posted"]) == (1, 1)
+    assert posted_texts(served, INBOX) == ["lands"]
+
+
+async def test_invalid_auth_at_start_is_a_clear_fatal_error(served: Served, make_settings) -> None:  # type: ignore[no-untyped-def]
+    from conftest import Harness
+
+    harness = Harness(make_settings())
+    served.slack.token = "xoxb-rotated"
+    with pytest.raises(SlackAuthError, match="SMSBRIDGE_SLACK__BOT_TOKEN"):
+        await harness.bridge.start()
+    await harness.close()
+
+
+async def test_invalid_auth_while_running_is_fatal_and_keeps_the_sms(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.slack.token = "xoxb-revoked"
+    served.provider.add(ALICE, "hello")
+    await harness.cycle()
+    assert isinstance(harness.fatal[0], SlackAuthError)
+    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    assert counts["posted"] + counts["failed"] == 0  # kept for when the token is fixed
+
+
+async def test_a_5xx_is_retried_and_posts_once(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.slack.force("chat.postMessage", status=503)
+    served.provider.add(ALICE, "retry me")
+    await harness.cycle()
+    assert posted_texts(served, OPS) == ["retry me"]
+
+
+async def test_a_post_whose_answer_was_lost_is_found_not_repeated(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    origin = served.provider.new_id()
+    served.slack.channels[OPS].member = True
+    served.provider.add(ALICE, "parent", origin=origin)
+    served.provider.add(ALICE, "reply", origin=origin)
+    # Both posts reach Slack, but Slack's answers are lost (HTTP 500 after the fact).
+    served.slack.force("chat.postMessage", status=500, after_effect=True, times=2)
+    await harness.cycle()
+    assert served.slack.document_ids() == [
+        m.document_id for m in list(served.provider.messages)
+    ]  # each exactly once, in order
+    top = served.slack.top_level(OPS)
+    assert len(top) == 1
+    assert len(served.slack.replies(OPS, top[0]["ts"])) == 1
+    methods = [method for _, method, _, _ in served.slack.calls]
+    assert "conversations.history" in methods  # the parent was looked up ...
+    assert "conversations.replies" in methods  # ... and the reply in its thread

@@ -1,0 +1,143 @@
+"""The provider client over real HTTP against the stand-in: shapes, statuses, faults, secrecy."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from conftest import PASSWORD, USERNAME, Served
+from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
+from smsbridge.provider.client import ProviderClient
+from smsbridge.sim.provider import Account, Fault
+
+
+def client(
+    served: Served, password: str = PASSWORD, username: str = USERNAME, timeout: float = 5
+) -> ProviderClient:
+    return ProviderClient(served.provider_url, username, SecretStr(password), timeout=timeout)
+
+
+async def test_password_goes_in_the_post_body_never_the_url(served: Served) -> None:
+    provider = client(served)
+    try:
+        await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+    request = served.provider.requests[-1]
+    assert request["method"] == "POST"
+    assert "password" not in request["url"]
+    assert request["username"] == USERNAME  # the password with spaces and & decoded intact
+
+
+@pytest.mark.parametrize(
+    ("integer_ids", "numeric_numbers"),
+    [(False, False), (True, True)],
+    ids=["hex-strings", "integers"],
+)
+async def test_both_wire_types_read_the_same(
+    served: Served, integer_ids: bool, numeric_numbers: bool
+) -> None:
+    served.provider.integer_ids = integer_ids
+    served.provider.numeric_numbers = numeric_numbers
+    sent = served.provider.add("61409560857", "hi", origin=served.provider.new_id(), timestamp=100)
+    provider = client(served)
+    try:
+        page = await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+    sms = page.messages[0]
+    assert (sms.document_id, sms.sender, sms.recipient, sms.origin_document_id) == (
+        sent.document_id,
+        "61409560857",
+        "61411001001",
+        sent.origin,
+    )
+
+
+async def test_pages_hold_at_most_100_oldest_first(served: Served) -> None:
+    for second in range(150):
+        served.provider.add("61409560857", f"m{second}", timestamp=1000 + second)
+    provider = client(served)
+    try:
+        page = await provider.fetch_page(1000)
+    finally:
+        await provider.aclose()
+    assert len(page.messages) == 100
+    assert page.has_more_messages is True
+    assert [m.timestamp for m in page.messages] == sorted(m.timestamp for m in page.messages)
+
+
+@pytest.mark.parametrize(
+    ("setup", "status"),
+    [
+        (lambda s: None, 3),  # wrong password
+        (lambda s: s.accounts.update({USERNAME: Account(PASSWORD, blocked=True)}), 4),
+        (lambda s: s.accounts.update({USERNAME: Account(PASSWORD, active=False)}), 220),
+    ],
+    ids=["auth-failed", "blocked", "not-activated"],
+)
+async def test_account_problems_are_rejections(served: Served, setup, status: int) -> None:  # type: ignore[no-untyped-def]
+    setup(served.provider)
+    provider = client(served, password="wrong" if status == 3 else PASSWORD)
+    try:
+        with pytest.raises(ProviderRejectedError) as caught:
+            await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+    assert caught.value.status == status
+
+
+async def test_unknown_user_is_status_200(served: Served) -> None:
+    provider = client(served, username="nobody@reseller")
+    try:
+        with pytest.raises(ProviderRejectedError) as caught:
+            await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+    assert caught.value.status == 200
+    assert "SMSBRIDGE_PROVIDER__USERNAME" in caught.value.fix
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "words"),
+    [
+        (Fault.HTTP_500, ProviderTransientError, "HTTP 500"),
+        (Fault.HTTP_503, ProviderTransientError, "HTTP 503"),
+        (Fault.STATUS_9999, ProviderTransientError, "9999"),
+        (Fault.MALFORMED_JSON, MalformedPageError, "not JSON"),
+        (Fault.TRUNCATED_JSON, MalformedPageError, "not JSON"),
+        (Fault.SLOW, ProviderTransientError, "timed out"),
+    ],
+)
+async def test_faults_are_transient_errors(
+    served: Served, fault: Fault, error: type, words: str
+) -> None:
+    served.provider.add("61409560857", "hi")
+    served.provider.slow_seconds = 1.0
+    served.provider.inject(fault)
+    provider = client(served, timeout=0.3)
+    try:
+        with pytest.raises(error, match=words):
+            await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+
+
+async def test_unreachable_provider_is_transient() -> None:
+    provider = ProviderClient("http://127.0.0.1:9", USERNAME, SecretStr(PASSWORD), timeout=2)
+    try:
+        with pytest.raises(ProviderTransientError, match="cannot reach"):
+            await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+
+
+async def test_errors_never_contain_the_password(served: Served) -> None:
+    provider = client(served, password="hunter2 secret")
+    try:
+        with pytest.raises(ProviderRejectedError) as caught:
+            await provider.fetch_page(0)
+    finally:
+        await provider.aclose()
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(provider.__dict__)
