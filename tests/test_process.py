@@ -1,0 +1,156 @@
+"""`smsbridge` as the operator runs it: a real process, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from conftest import OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
+from processes import bridge_env, finish, smsbridge, wait_ready
+from smsbridge.sim.provider import Account
+from smsbridge.store.store import Store
+
+ALICE, BOB, CAROL = "61409560857", "61412345678", "447700900123"
+
+
+async def test_missing_settings_exit_2_with_one_readable_list(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSBRIDGE_", "SLACK_"))}
+    env["SMSBRIDGE_POLL_INTERVAL"] = "0.1"
+    env["SMSBRIDGE_PROVIDER__PASSWORD"] = "do-not-print-me"
+    code, out, err = await finish(await smsbridge("run", env=env))
+    assert code == 2
+    assert "Traceback" not in err + out
+    for name in (
+        "SMSBRIDGE_PROVIDER__USERNAME",
+        "SMSBRIDGE_SLACK__BOT_TOKEN",
+        "SMSBRIDGE_SLACK__SIGNING_SECRET",
+        "SMSBRIDGE_ROUTES",
+        "SMSBRIDGE_POLL_INTERVAL",
+    ):
+        assert name in err
+    assert "do-not-print-me" not in err + out
+
+
+async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
+    served: Served, tmp_path: Path
+) -> None:
+    served.slack.post_delay = 1.0  # Slack stores the post, then takes a second to answer
+    env = bridge_env(served, tmp_path)
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
+        assert (await client.get("/healthz")).json() == {"status": "alive"}
+    sms = served.provider.add(ALICE, "in flight at shutdown")
+    await asyncio.wait_for(served.slack.wait_for_posts(1), 30)
+    process.send_signal(signal.SIGTERM)  # while Slack has not answered yet
+    code, _, err = await finish(process)
+    assert code == 0, err
+    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
+    try:
+        assert [doc for doc, _, _ in await store.delivered(USERNAME)] == [sms.document_id]
+    finally:
+        await store.close()
+
+
+async def test_sigkill_mid_stream_then_restart_delivers_every_sms_exactly_once(
+    served: Served, tmp_path: Path
+) -> None:
+    served.slack.post_delay = 0.2  # a post lands, then its answer is still on the way
+    env = bridge_env(served, tmp_path)
+    origins = [served.provider.new_id() for _ in range(3)]
+    people = [(ALICE, OPS_LINE), (BOB, OPS_LINE), (CAROL, OTHER_LINE)]
+    expected: list[str] = []
+
+    async def customers() -> None:
+        for i in range(45):
+            sender, line = people[i % 3]
+            origin = origins[i % 3] if i % 2 else None
+            expected.append(
+                served.provider.add(sender, f"sms {i}", recipient=line, origin=origin).document_id
+            )
+            await asyncio.sleep(0.05)
+
+    feeding = asyncio.create_task(customers())
+    for landed in (4, 11, 19, 27):
+        process = await smsbridge("run", env=env)
+        # SIGKILL right after Slack stored a post, before the bridge heard back from it.
+        await asyncio.wait_for(served.slack.wait_for_posts(landed), 60)
+        process.kill()
+        await process.wait()
+    await feeding
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(served.slack.wait_for_posts(len(expected)), 90)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = await finish(process)
+    assert code == 0, err
+
+    assert Counter(served.slack.document_ids()) == Counter(expected)  # each exactly once
+    lookups = [
+        m
+        for _, m, _, _ in served.slack.calls
+        if m in ("conversations.history", "conversations.replies")
+    ]
+    assert lookups, "no post was ever in doubt: the test did not kill mid-post"
+    # threads held across the kills: one thread per (channel, sender, origin)
+    for channel in served.slack.channels.values():
+        parents = served.slack.top_level(channel.id)
+        keys = [
+            (
+                p["blocks"][0]["elements"][0]["text"].split("·")[0],
+                p["metadata"]["event_payload"]["origin_document_id"],
+            )
+            for p in parents
+        ]
+        assert len(keys) == len(set(keys)), f"a conversation was split in #{channel.name}"
+
+
+async def test_check_reports_every_part_and_exits_0_when_all_is_well(
+    served: Served, tmp_path: Path
+) -> None:
+    code, out, err = await finish(await smsbridge("check", env=bridge_env(served, tmp_path)))
+    assert code == 0, out + err
+    for part in (
+        "configuration",
+        "database",
+        "SMS provider",
+        "Slack token",
+        f"route {OPS_LINE}",
+        "route *",
+    ):
+        assert part in out
+
+
+async def test_check_names_what_is_wrong_and_exits_1(served: Served, tmp_path: Path) -> None:
+    served.provider.accounts[USERNAME] = Account("a different password")
+    served.slack.channels[OPS].archived = True
+    code, out, _ = await finish(await smsbridge("check", env=bridge_env(served, tmp_path)))
+    assert code == 1
+    assert "authentication failed" in out
+    assert "archived" in out
+
+
+async def test_db_upgrade_creates_then_reports_up_to_date(served: Served, tmp_path: Path) -> None:
+    env = bridge_env(served, tmp_path)
+    code, out, _ = await finish(await smsbridge("db", "upgrade", env=env))
+    assert (code, out.strip()) == (0, "database schema: version 0 -> 1")
+    code, out, _ = await finish(await smsbridge("db", "upgrade", env=env))
+    assert (code, out.strip()) == (0, "database schema is up to date (version 1)")
+
+
+async def test_demo_shows_threads_and_defuses_the_channel_ping(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSBRIDGE_", "SLACK_"))}
+    env["COLUMNS"] = "160"
+    code, out, err = await finish(await smsbridge("demo", "--seconds", "9", env=env))
+    assert code == 0, err
+    assert "#field-ops" in out
+    assert "#sms-inbox" in out
+    assert "↳ Actually, could we make it 10:00?" in out
+    assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS
