@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,25 +125,29 @@ def postgres_url() -> str | None:
 
 
 @pytest.fixture
-async def postgres_database() -> AsyncIterator[str]:
+def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     url = postgres_url()
     assert url is not None
-    import asyncpg
-
-    admin_dsn = url
     name = f"smsbridge_test_{secrets.token_hex(4)}"
+
+    async def admin(statement: str) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(url, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
     try:
-        admin = await asyncpg.connect(admin_dsn, timeout=5)
-    except (OSError, asyncpg.PostgresError) as error:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, ImportError) as error:
         message = f"PostgreSQL at {url} is unreachable: {error}"
         if os.environ.get("SMSBRIDGE_TEST_REQUIRE_POSTGRES"):
             pytest.fail(message)
         pytest.skip(message)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = url.rsplit("/", 1)[0]
-        yield f"{base}/{name}"
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
