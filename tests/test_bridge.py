@@ -324,3 +324,23 @@ async def test_a_post_whose_answer_was_lost_is_found_not_repeated(
     methods = [method for _, method, _, _ in served.slack.calls]
     assert "conversations.history" in methods  # the parent was looked up ...
     assert "conversations.replies" in methods  # ... and the reply in its thread
+
+
+async def test_more_than_a_page_in_one_second_is_logged_loudly_and_passed(
+    served: Served,
+    make_harness,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    served.provider.page_size = 5
+    harness = await make_harness()
+    crowded = [
+        served.provider.add(ALICE, f"c{i}", timestamp=T0 + 100).document_id for i in range(8)
+    ]
+    after = served.provider.add(BOB, "the next second", timestamp=T0 + 101).document_id
+    with caplog.at_level(logging.ERROR):
+        await harness.cycle()
+    assert any("share the second" in r.getMessage() for r in caplog.records)
+    posted = served.slack.document_ids()
+    assert after in posted  # moved on past the crowded second
+    assert set(crowded[:5]) <= set(posted)  # what the API could page to was taken
+    assert Counter(posted).most_common(1)[0][1] == 1

@@ -154,3 +154,15 @@ async def test_demo_shows_threads_and_defuses_the_channel_ping(tmp_path: Path) -
     assert "#sms-inbox" in out
     assert "↳ Actually, could we make it 10:00?" in out
     assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS
+
+
+async def test_a_rejected_slack_token_stops_run_with_exit_2_and_the_fix(
+    served: Served, tmp_path: Path
+) -> None:
+    env = bridge_env(served, tmp_path, SLACK_BOT_TOKEN="xoxb-revoked")
+    code, out, err = await finish(await smsbridge("run", env=env))
+    assert code == 2
+    assert "invalid_auth" in err
+    assert "SMSBRIDGE_SLACK__BOT_TOKEN" in err
+    assert "Traceback" not in err + out
+    assert "xoxb-revoked" not in err + out

@@ -51,7 +51,6 @@ class Delivery:
         self._retry_cap = retry_cap
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
-        self.posted = 0
 
     async def kick(self) -> None:
         """Make sure every channel with waiting SMS has a worker."""
@@ -144,4 +143,3 @@ class Delivery:
             return  # someone else has it
         ts = await self._poster.post(row.channel, render(sms), thread_ts)
         await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
-        self.posted += 1

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.errors import SlackApiError
@@ -22,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Settings
 from smsbridge.delivery import Delivery
-from smsbridge.errors import SlackAuthError, SlackTransientError, SmsBridgeError
+from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
 from smsbridge.relay import Poller
 from smsbridge.slack.poster import SlackPoster, classify, make_client
@@ -183,8 +184,5 @@ async def _check_slack_auth(client: AsyncWebClient) -> None:
         if isinstance(mapped, SlackAuthError):
             raise mapped from None
         log.warning("Slack auth.test failed (%s); continuing, posts will retry", mapped)
-    except Exception as error:  # unreachable Slack at start: posts retry later
-        log.warning(
-            "cannot reach Slack at start (%s); continuing, posts will retry",
-            SlackTransientError(str(error)),
-        )
+    except (aiohttp.ClientError, TimeoutError) as error:  # posts retry later
+        log.warning("cannot reach Slack at start (%s); continuing, posts will retry", error)
