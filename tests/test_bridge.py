@@ -344,3 +344,27 @@ async def test_more_than_a_page_in_one_second_is_logged_loudly_and_passed(
     assert after in posted  # moved on past the crowded second
     assert set(crowded[:5]) <= set(posted)  # what the API could page to was taken
     assert Counter(posted).most_common(1)[0][1] == 1
+
+
+async def test_a_per_channel_rate_limit_is_obeyed_and_the_backlog_drains(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    served.slack.post_interval = 0.5  # the stand-in answers 429 to any faster post per channel
+    harness = await make_harness()
+    sent = [
+        served.provider.add(
+            ALICE if i % 2 else BOB, f"m{i}", recipient=OPS_LINE if i % 3 else OTHER_LINE
+        ).document_id
+        for i in range(9)
+    ]
+    await harness.cycle()
+    assert Counter(served.slack.document_ids()) == Counter(sent)
+    posts = [
+        (t, ch, status)
+        for t, method, ch, status in served.slack.calls
+        if method == "chat.postMessage"
+    ]
+    limited = [(t, ch) for t, ch, status in posts if status == 429]
+    assert limited, "the test never hit the rate limit"
+    for at, channel in limited:  # Retry-After is 1s: nothing to that channel before it elapsed
+        assert not [t for t, ch, _ in posts if ch == channel and at < t < at + 1.0]
