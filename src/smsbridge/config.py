@@ -7,20 +7,33 @@ Secrets are `SecretStr`, so they print as `**********` in logs, reprs and errors
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+import phonenumbers
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from smsbridge.alerts import AlertRule
 from smsbridge.errors import ConfigError
+from smsbridge.numbers import normalise_number
 
 DEFAULT_ROUTE = "*"
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
@@ -87,6 +100,31 @@ class Settings(BaseSettings):
     thread_idle_hours: float = Field(default=24.0, gt=0)
     routes: dict[str, str]
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
+    default_region: str = Field(default="AU", min_length=2, max_length=2)
+    history_allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    history_rate_limit: int = Field(default=10, ge=1)
+    alerts: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region code; use a two-letter code such as AU or GB"
+            )
+        return region
+
+    @field_validator("history_allowed_users", mode="before")
+    @classmethod
+    def _user_list(cls, value: object) -> object:
+        # Either a JSON list or the friendlier comma-separated form: U0123,U0456
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -100,21 +138,39 @@ class Settings(BaseSettings):
     def _routes(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:
             raise ValueError('is empty; map at least the default route, e.g. {"*": "C0123ABCD"}')
-        routes: dict[str, str] = {}
-        for number, channel in value.items():
-            key = number.strip().removeprefix("+").replace(" ", "")
-            if key != DEFAULT_ROUTE and not key.isdigit():
-                raise ValueError(
-                    f"key {number!r} is not a phone number in international format "
-                    '(digits, e.g. "61411001001") or "*" for the default route'
-                )
+        for channel in value.values():
             if not _CHANNEL_ID.match(channel):
                 raise ValueError(
                     f"{channel!r} is not a Slack channel ID; use the ID (e.g. C0123ABCD, shown at "
                     "the bottom of the channel's details), not the channel name"
                 )
-            routes[key] = channel
-        return routes
+        return value
+
+    @model_validator(mode="after")
+    def _numbers(self) -> Settings:
+        """Route keys and alert senders as the provider writes numbers, whatever was typed."""
+        routes: dict[str, str] = {}
+        for number, channel in self.routes.items():
+            if number.strip() == DEFAULT_ROUTE:
+                routes[DEFAULT_ROUTE] = channel
+                continue
+            try:
+                routes[normalise_number(number, self.default_region)] = channel
+            except ValueError:
+                raise ValueError(
+                    f"SMSBRIDGE_ROUTES key {number!r} is not a phone number "
+                    '(e.g. "61411001001") or "*" for the default route'
+                ) from None
+        self.routes = routes
+        rules = []
+        for index, rule in enumerate(self.alerts, start=1):
+            try:
+                senders = [normalise_number(s, self.default_region) for s in rule.senders]
+            except ValueError as error:
+                raise ValueError(f"SMSBRIDGE_ALERTS rule {index}: {error}") from None
+            rules.append(rule.model_copy(update={"senders": senders}))
+        self.alerts = rules
+        return self
 
     @property
     def account(self) -> str:
@@ -174,6 +230,7 @@ _HINTS = {
         'e.g. {"61411001001": "C0OPS", "*": "C0ALL"}'
     ),
     "poll_interval": "seconds between polls, at least 0.5",
+    "alerts": ('a JSON list of rules, e.g. [{"keyword": "urgent", "mention": "<!subteam^S0123>"}]'),
     "port": "the HTTP port to listen on",
 }
 
@@ -182,6 +239,9 @@ def env_name(loc: tuple[str | int, ...]) -> str:
     """The environment variable that sets the setting at `loc`."""
     if loc and loc[0] in ("port", "PORT"):
         return "PORT"
+    if len(loc) >= 2 and loc[0] == "alerts" and isinstance(loc[1], int):
+        detail = f" ({'.'.join(str(part) for part in loc[2:])})" if len(loc) > 2 else ""
+        return f"SMSBRIDGE_ALERTS rule {loc[1] + 1}{detail}"
     return "SMSBRIDGE_" + "__".join(str(part).upper() for part in loc)
 
 
@@ -192,6 +252,9 @@ def describe_errors(error: ValidationError) -> list[str]:
         loc = tuple(item["loc"])
         dotted = ".".join(str(part) for part in loc)
         hint = _HINTS.get(dotted)
+        if not loc:  # a whole-model check: its message names the variable itself
+            problems.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
         if item["type"] == "missing":
             line = f"{env_name(loc)} is not set" + (f": set it to {hint}" if hint else "")
         else:

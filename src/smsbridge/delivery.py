@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from smsbridge.alerts import AlertRule, alert_for
 from smsbridge.backoff import Backoff
 from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
 from smsbridge.models import ThreadKey
@@ -40,6 +41,7 @@ class Delivery:
         *,
         thread_idle_hours: float,
         on_fatal: Callable[[Exception], None],
+        alerts: Sequence[AlertRule] = (),
         retry_cap: float = 60.0,
     ) -> None:
         self._store = store
@@ -49,6 +51,8 @@ class Delivery:
         self._idle_seconds = thread_idle_hours * 3600
         self._on_fatal = on_fatal
         self._retry_cap = retry_cap
+        self._alerts = tuple(alerts)
+        self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
 
@@ -100,6 +104,7 @@ class Delivery:
                 await self._deliver(row)
                 return
             except SlackTransientError as error:
+                self.last_error = str(error)
                 delay = backoff.next_delay()
                 log.warning(
                     "SMS %s to %s: %s; retrying in %.1fs",
@@ -114,6 +119,7 @@ class Delivery:
                 )
                 await self._stop.sleep(delay)
             except SlackRejectedError as error:
+                self.last_error = f"{row.channel}: {error.reason}"
                 await self._store.mark_failed(self._account, row.sms.document_id, error.reason)
                 log.error(
                     "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
@@ -141,5 +147,13 @@ class Delivery:
                 return
         elif await self._store.claim(self._account, sms.document_id) is None:
             return  # someone else has it
-        ts = await self._poster.post(row.channel, render(sms), thread_ts)
+        alert = alert_for(self._alerts, sms.sender, sms.text)
+        ts = await self._poster.post(
+            row.channel,
+            render(sms, mention=alert.mention if alert else None),
+            thread_ts,
+            # an alert inside a thread also shows in the channel, where on-call people look
+            reply_broadcast=bool(alert and alert.reply_broadcast and thread_ts),
+        )
         await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
+        self.last_error = None

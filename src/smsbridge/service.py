@@ -72,6 +72,7 @@ class Bridge:
             stop,
             thread_idle_hours=settings.thread_idle_hours,
             on_fatal=on_fatal,
+            alerts=settings.alerts,
         )
         poller = Poller(
             settings.account,

@@ -212,6 +212,8 @@ class SlackSim:
             message["metadata"] = metadata
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+            if str(args.get("reply_broadcast", "")).lower() in ("1", "true"):
+                message["subtype"] = "thread_broadcast"  # shown in the channel as well
         channel.messages.append(message)
         self._last_post[channel.id] = self.clock()
         self._posted.set()

@@ -67,7 +67,14 @@ class SlackPoster:
         self._sleep = sleep
         self._not_before: dict[str, float] = {}  # channel -> monotonic time of the next call
 
-    async def post(self, channel: str, message: SlackMessage, thread_ts: str | None) -> str:
+    async def post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        thread_ts: str | None,
+        *,
+        reply_broadcast: bool = False,
+    ) -> str:
         """Post and return the message's ts."""
         response = await self._call(
             "chat_postMessage",
@@ -76,6 +83,7 @@ class SlackPoster:
             blocks=message.blocks,
             metadata=message.metadata,
             thread_ts=thread_ts,
+            reply_broadcast=reply_broadcast or None,
             unfurl_links=False,
             unfurl_media=False,
         )
