@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ from smsbridge.delivery import Delivery
 from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
 from smsbridge.relay import Poller
+from smsbridge.slack.answers import Status, start_of_utc_day
+from smsbridge.slack.app import EVENTS_PATH, build_bolt_app, connect_socket_mode, http_endpoint
+from smsbridge.slack.commands import SmsCommand
 from smsbridge.slack.poster import SlackPoster, classify, make_client
 from smsbridge.stopping import StopSignal
 from smsbridge.store.store import Store
@@ -55,6 +59,24 @@ class Bridge:
     slack: AsyncWebClient
     delivery: Delivery
     poller: Poller
+    commands: SmsCommand = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commands = SmsCommand(
+            self.settings, self.provider, self.store, self.slack, self.status
+        )
+
+    async def status(self) -> Status:
+        """What `/sms status` reports."""
+        account = self.settings.account
+        return Status(
+            last_success=self.poller.last_success,
+            last_error=self.poller.last_error,
+            cursor=await self.store.cursor(account),
+            bridged_today=await self.store.posted_since(account, start_of_utc_day(time.time())),
+            counts=await self.store.counts(account),
+            slack_error=self.delivery.last_error,
+        )
 
     @classmethod
     def build(
@@ -104,13 +126,14 @@ class Service:
     handle_signals: bool = True
     stop: StopSignal = field(default_factory=StopSignal)
     fatal: SmsBridgeError | None = None
+    bridge: Bridge | None = None  # while running
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        bridge = Bridge.build(self.settings, self.stop, self._on_fatal)
+        bridge = self.bridge = Bridge.build(self.settings, self.stop, self._on_fatal)
         try:
             await bridge.start()
-            await self._serve(bridge.delivery, bridge.poller)
+            await self._serve(bridge)
         except SmsBridgeError as error:
             self.fatal = error
         finally:
@@ -125,7 +148,8 @@ class Service:
             self.fatal = error
         self.stop.set()
 
-    async def _serve(self, delivery: Delivery, poller: Poller) -> None:
+    async def _serve(self, bridge: Bridge) -> None:
+        delivery, poller, slack_settings = bridge.delivery, bridge.poller, self.settings.slack
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,7 +164,18 @@ class Service:
             next_run_time=datetime.now(UTC),
             id="poll",
         )
-        web = build_web_app(poller.ready, lambda: poller.last_error)
+        bolt = build_bolt_app(
+            bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
+        )
+        web = build_web_app(
+            poller.ready, lambda: poller.last_error, (EVENTS_PATH, http_endpoint(bolt))
+        )
+        socket_mode = None
+        if slack_settings.app_token is not None:
+            # Behind a firewall: Slack's requests come over a WebSocket we open, not to $PORT.
+            socket_mode = await connect_socket_mode(
+                bolt, slack_settings.app_token.get_secret_value()
+            )
         server = _Server(
             uvicorn.Config(
                 web, host=self.host, port=self.settings.port, log_level="warning", lifespan="off"
@@ -161,6 +196,8 @@ class Service:
         scheduler.shutdown(wait=False)
         await poller.halt()
         await delivery.drain()
+        if socket_mode is not None:
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]
         server.should_exit = True
         with contextlib.suppress(Exception):
             await server_task

@@ -1,16 +1,20 @@
-"""The HTTP side of `smsbridge run`: health and readiness (Slack's requests join in issue 3)."""
+"""The HTTP side of `smsbridge run`: health, readiness and Slack's requests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 
-def build_web_app(ready: Callable[[], bool], last_error: Callable[[], str | None]) -> Starlette:
+def build_web_app(
+    ready: Callable[[], bool],
+    last_error: Callable[[], str | None],
+    slack_events: tuple[str, Callable[[Request], Awaitable[Response]]] | None = None,
+) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "alive"})
 
@@ -22,4 +26,8 @@ def build_web_app(ready: Callable[[], bool], last_error: Callable[[], str | None
             status_code=503,
         )
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if slack_events is not None:
+        path, endpoint = slack_events
+        routes.append(Route(path, endpoint, methods=["POST"]))
+    return Starlette(routes=routes)

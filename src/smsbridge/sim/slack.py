@@ -57,6 +57,7 @@ class SlackSim:
     post_delay: float = 0.0  # seconds between storing a post and answering it
     clock: Callable[[], float] = time.time
     channels: dict[str, SimChannel] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)  # user id -> IANA time zone
     forced: deque[Forced] = field(default_factory=deque)
     calls: list[tuple[float, str, str | None, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -220,6 +221,12 @@ class SlackSim:
         if self.post_delay:
             await asyncio.sleep(self.post_delay)
         return {"ok": True, "channel": channel.id, "ts": ts, "message": message}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user"))
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": {"id": user, "tz": self.users[user]}}
 
     def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)

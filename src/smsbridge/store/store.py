@@ -34,6 +34,20 @@ class LedgerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PostRef:
+    channel: str
+    ts: str
+    thread_ts: str
+
+    def permalink(self, workspace_url: str) -> str:
+        """A link that opens the message (in its thread, for a reply)."""
+        link = f"{workspace_url.rstrip('/')}/archives/{self.channel}/p{self.ts.replace('.', '')}"
+        if self.thread_ts != self.ts:
+            link += f"?thread_ts={self.thread_ts}&cid={self.channel}"
+        return link
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadEntry:
     thread_ts: str
     last_sms_timestamp: int
@@ -264,6 +278,39 @@ class Store:
             )
             found = {state: count for state, count in rows}
             return {state: found.get(state, 0) for state in STATES}
+
+    async def posts(self, account: str, document_ids: Sequence[str]) -> dict[str, PostRef]:
+        """Where each of these SMS was posted in Slack, for those that were."""
+        found: dict[str, PostRef] = {}
+        async with self._engine.connect() as conn:
+            for start in range(0, len(document_ids), 500):  # keep IN (...) lists modest
+                rows = await conn.execute(
+                    select(
+                        ledger.c.document_id,
+                        ledger.c.channel,
+                        ledger.c.slack_ts,
+                        ledger.c.thread_ts,
+                    ).where(
+                        ledger.c.account == account,
+                        ledger.c.state == POSTED,
+                        ledger.c.document_id.in_(document_ids[start : start + 500]),
+                    )
+                )
+                for row in rows:
+                    found[row.document_id] = PostRef(row.channel, row.slack_ts, row.thread_ts)
+        return found
+
+    async def posted_since(self, account: str, moment: float) -> int:
+        """How many SMS were posted to Slack since `moment` (epoch seconds)."""
+        async with self._engine.connect() as conn:
+            count = await conn.execute(
+                select(func.count()).where(
+                    ledger.c.account == account,
+                    ledger.c.state == POSTED,
+                    ledger.c.done_at >= moment,
+                )
+            )
+            return int(count.scalar_one())
 
     async def delivered(self, account: str) -> list[tuple[str, str, str]]:
         """(document_id, channel, slack_ts) of every posted SMS, in arrival order."""

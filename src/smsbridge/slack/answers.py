@@ -1,0 +1,175 @@
+"""What `/sms` answers, as Slack messages (text + blocks). Pure.
+
+SMS content is escaped exactly as in bridged messages; only our own markup (dates, links,
+bold) is live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from smsbridge.history import HistoryResult
+from smsbridge.slack.arguments import MAX_LIMIT
+from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, slack_date
+
+ITEM_TEXT_LIMIT = 400  # characters of one SMS in a history answer; the thread link has it all
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    last_success: float | None
+    last_error: str | None
+    cursor: int | None
+    bridged_today: int
+    counts: dict[str, int]
+    slack_error: str | None
+
+
+USAGE = (
+    "*/sms history* `<since>` [`from <number>`] [`to <line>`] [`limit <n>`]\n"
+    "    `<since>`: `30m`, `2h`, `3d`, `1w`, `today`, `yesterday`, `2026-11-30`, "
+    "`2026-11-30T09:00` (your time zone unless you add an offset) or epoch seconds\n"
+    "*/sms status*: is the bridge healthy, what is waiting or failed\n"
+    "*/sms help*: this text\n"
+    "Examples: `/sms history 2h` · `/sms history today from 0409 560 857` · "
+    "`/sms history since:3d to:61411001001 limit:50`"
+)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def help_answer(problem: str | None = None) -> Answer:
+    blocks = [_section(f":warning: {problem}")] if problem else []
+    blocks.append(_section(USAGE))
+    return Answer(text=(problem + "\n" if problem else "") + USAGE, blocks=blocks)
+
+
+def notice(text: str) -> Answer:
+    """A one-line answer: access refused, rate limit, provider trouble."""
+    return Answer(text=text, blocks=[_section(text)])
+
+
+def history_answer(
+    result: HistoryResult,
+    *,
+    sender: str | None,
+    line: str | None,
+    limit: int,
+    workspace_url: str | None,
+    zone_note: str | None = None,
+) -> Answer:
+    filters = "".join(
+        [
+            f" from {format_number(sender)}" if sender else "",
+            f" to {format_number(line)}" if line else "",
+        ]
+    )
+    since = slack_date(result.since)
+    if not result.items:
+        text = f"No SMS{filters} since {since}."
+        return Answer(text=text, blocks=[_section(text)])
+    headline = f"*{result.matched} SMS*{filters} since {since}, newest first"
+    blocks: list[dict[str, Any]] = [_section(headline)]
+    lines: list[str] = []
+    for sender_number, items in _by_sender(result):
+        lines.append(f"*{format_number(sender_number)}*")
+        for item in items:
+            sms = item.sms
+            body = (
+                sms.text if len(sms.text) <= ITEM_TEXT_LIMIT else sms.text[:ITEM_TEXT_LIMIT] + "…"
+            )
+            line_text = f"• {slack_date(sms.timestamp)}"
+            if sms.recipient:
+                line_text += f" → {format_number(sms.recipient)}"
+            line_text += f": {escape(body) or '_(empty)_'}"
+            if item.post and workspace_url:
+                line_text += f"  <{item.post.permalink(workspace_url)}|thread>"
+            lines.append(line_text)
+    blocks.extend(_section(chunk) for chunk in _pack(lines, SECTION_LIMIT))
+    notes = []
+    if result.matched > len(result.items):
+        notes.append(
+            f"Showing {len(result.items)} of {result.matched}. Narrow it down with "
+            f"`from <number>`, `to <line>` or a later time, or raise `limit` (up to {MAX_LIMIT})."
+        )
+    if result.incomplete:
+        notes.append("The search stopped after 5,000 SMS; ask for a later start time.")
+    if zone_note:
+        notes.append(zone_note)
+    if notes:
+        blocks.append(_context(" ".join(notes)))
+    fallback = f"{result.matched} SMS{filters} since {since}"
+    return Answer(text=fallback, blocks=blocks[:50])
+
+
+def _by_sender(result: HistoryResult) -> list[tuple[str, list[Any]]]:
+    """Groups in the order of each sender's newest SMS; items stay newest first."""
+    groups: dict[str, list[Any]] = {}
+    for item in result.items:
+        groups.setdefault(item.sms.sender, []).append(item)
+    return list(groups.items())
+
+
+def _pack(lines: list[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        line = line[:limit]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            candidate = line
+        current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def status_answer(status: Status, now: float) -> Answer:
+    def ago(moment: float) -> str:
+        seconds = max(0, int(now - moment))
+        return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+    poll = (
+        f"{slack_date(int(status.last_success))} ({ago(status.last_success)})"
+        if status.last_success
+        else "none yet"
+    )
+    provider = (
+        ":white_check_mark: ok" if not status.last_error else f":x: {escape(status.last_error)}"
+    )
+    slack = (
+        ":white_check_mark: ok" if not status.slack_error else f":x: {escape(status.slack_error)}"
+    )
+    counts = status.counts
+    lines = [
+        "*smsbridge status*",
+        f"• Last successful poll: {poll}",
+        f"• Cursor: {slack_date(status.cursor) if status.cursor is not None else 'not set yet'}",
+        f"• Bridged today (UTC): {status.bridged_today}",
+        f"• Waiting: {counts.get('pending', 0) + counts.get('posting', 0)}"
+        f" · Failed: {counts.get('failed', 0)} · Unrouted: {counts.get('unrouted', 0)}",
+        f"• SMS provider: {provider}",
+        f"• Slack: {slack}",
+    ]
+    text = "\n".join(lines)
+    return Answer(text=text, blocks=[_section(text)])
+
+
+def start_of_utc_day(now: float) -> float:
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()

@@ -1,0 +1,150 @@
+"""Parse what people type after `/sms`. Pure: no I/O; time is resolved with a given now and zone.
+
+/sms history <since> [from <number>] [to <line>] [limit <n>]
+/sms history since:2h from:0409560857 limit:5
+/sms status
+/sms help
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from smsbridge.numbers import normalise_number
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_KEYS = ("since", "from", "to", "limit")
+_UNITS = {
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_RELATIVE = re.compile(r"^(\d{1,6})\s*([a-z]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryArgs:
+    since: str  # as typed; resolved later with the user's time zone
+    sender: str | None = None  # normalised international digits
+    line: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class StatusArgs:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HelpArgs:
+    problem: str | None = None  # why we are showing help, if the input was wrong
+
+
+Command = HistoryArgs | StatusArgs | HelpArgs
+
+
+def parse_command(text: str, region: str) -> Command:
+    """Never raises: anything it cannot read becomes HelpArgs with the reason."""
+    words = text.split()
+    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
+        return HelpArgs()
+    verb, rest = words[0].lower(), words[1:]
+    if verb == "status":
+        return (
+            StatusArgs()
+            if not rest
+            else HelpArgs(f"`status` takes no arguments (got `{' '.join(rest)}`)")
+        )
+    if verb != "history":
+        return HelpArgs(f"I don't know `{words[0]}`")
+    try:
+        return _history(rest, region)
+    except ValueError as error:
+        return HelpArgs(str(error))
+
+
+def _history(words: list[str], region: str) -> HistoryArgs:
+    values: dict[str, list[str]] = {}
+    key = "since"  # the first words, before any keyword, are the time
+    for word in words:
+        name, colon, value = word.partition(":")
+        lowered = name.lower()
+        if lowered in _KEYS and (colon or word.lower() == lowered):
+            if values.get(lowered):
+                raise ValueError(f"`{lowered}` is given twice")
+            key = lowered
+            values.setdefault(key, [])
+            if colon and value:
+                values[key].append(value)
+            continue
+        values.setdefault(key, []).append(word)
+    for name, parts in values.items():
+        if not parts:
+            raise ValueError(f"`{name}` needs a value")
+    since = " ".join(values.get("since", []))
+    if not since:
+        raise ValueError("history needs a time to start from, e.g. `/sms history 2h`")
+    sender = _number(values, "from", region)
+    line = _number(values, "to", region)
+    limit = DEFAULT_LIMIT
+    if "limit" in values:
+        raw = " ".join(values["limit"])
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            raise ValueError(f"`limit` must be a whole number from 1 to {MAX_LIMIT} (got `{raw}`)")
+        limit = int(raw)
+    return HistoryArgs(since=since, sender=sender, line=line, limit=limit)
+
+
+def _number(values: dict[str, list[str]], key: str, region: str) -> str | None:
+    if key not in values:
+        return None
+    try:
+        return normalise_number(" ".join(values[key]), region)
+    except ValueError as error:
+        raise ValueError(f"`{key}`: {error}") from None
+
+
+def resolve_since(text: str, now: datetime, zone: ZoneInfo) -> int:
+    """Epoch seconds for `text`: epoch, ISO 8601, 30m/2h/3d/1w, today, yesterday.
+
+    ISO times without an offset, `today` and `yesterday` are read in `zone` (the user's).
+    Raises ValueError with a message for the person who typed it.
+    """
+    cleaned = text.strip().lower()
+    local_now = now.astimezone(zone)
+    if cleaned in ("today", "yesterday"):
+        day = local_now.date() - timedelta(days=1 if cleaned == "yesterday" else 0)
+        return int(datetime.combine(day, time(), tzinfo=zone).timestamp())
+    if cleaned.isdigit() and len(cleaned) >= 9:
+        moment = int(cleaned)
+    elif match := _RELATIVE.match(cleaned):
+        count, unit = int(match.group(1)), match.group(2)
+        if unit not in _UNITS:
+            raise ValueError(f"`{text}`: the unit must be m, h, d or w (e.g. 30m, 2h, 3d, 1w)")
+        moment = int(now.timestamp()) - count * _UNITS[unit]
+    else:
+        moment = _iso(text.strip(), zone)
+    if moment > now.timestamp():
+        raise ValueError(f"`{text}` is in the future")
+    return max(0, moment)
+
+
+def _iso(text: str, zone: ZoneInfo) -> int:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            parsed = datetime.combine(date.fromisoformat(text), time())
+        else:
+            parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise ValueError(
+            f"I can't read `{text}` as a time. Try `30m`, `2h`, `3d`, `1w`, `today`, `yesterday`, "
+            "`2026-11-30`, `2026-11-30T09:00` or epoch seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return int(parsed.timestamp())

@@ -1,0 +1,177 @@
+"""The `/sms` command: parse, check access and rate, answer. Never raises into Slack.
+
+History reveals phone numbers and SMS texts, so it answers only in channels that receive SMS
+(showing the SMS routed to that channel, which its members see anyway), or to the users listed
+in SMSBRIDGE_HISTORY_ALLOWED_USERS (all SMS, anywhere; the answer is ephemeral).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from smsbridge.config import Settings
+from smsbridge.errors import ProviderRejectedError, ProviderTransientError
+from smsbridge.history import query_history
+from smsbridge.models import InboundSms
+from smsbridge.ratelimit import RateLimiter
+from smsbridge.relay import PageFetcher
+from smsbridge.slack.answers import (
+    Answer,
+    Status,
+    help_answer,
+    history_answer,
+    notice,
+    status_answer,
+)
+from smsbridge.slack.arguments import (
+    HelpArgs,
+    HistoryArgs,
+    StatusArgs,
+    parse_command,
+    resolve_since,
+)
+from smsbridge.store.store import Store
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/sms"
+
+
+class SmsCommand:
+    def __init__(
+        self,
+        settings: Settings,
+        fetcher: PageFetcher,
+        store: Store,
+        client: AsyncWebClient,
+        status: Callable[[], Awaitable[Status]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._fetcher = fetcher
+        self._store = store
+        self._client = client
+        self._status = status
+        self._clock = clock
+        self._limiter = RateLimiter(settings.history_rate_limit, 60.0, clock)
+        self._zones: dict[str, tuple[ZoneInfo, str | None]] = {}
+        self._workspace_url: str | None = None
+
+    async def answer(self, command: Mapping[str, Any]) -> Answer:
+        try:
+            return await self._answer(command)
+        except Exception:
+            log.exception("/sms failed")
+            return notice(
+                ":x: Something went wrong on our side; the details are in the bridge's log."
+            )
+
+    async def _answer(self, command: Mapping[str, Any]) -> Answer:
+        parsed = parse_command(str(command.get("text") or ""), self._settings.default_region)
+        if isinstance(parsed, HelpArgs):
+            return help_answer(parsed.problem)
+        user = str(command.get("user_id") or "")
+        if not self._limiter.allow(user):
+            wait = max(1, round(self._limiter.retry_in(user)))
+            return notice(
+                f":hourglass: You have used `/sms` {self._settings.history_rate_limit} times "
+                f"in the last minute. Please try again in {wait} seconds."
+            )
+        if isinstance(parsed, StatusArgs):
+            return status_answer(await self._status(), self._clock())
+        return await self._history(parsed, user, str(command.get("channel_id") or ""))
+
+    async def _history(self, args: HistoryArgs, user: str, channel: str) -> Answer:
+        settings = self._settings
+        routed = sorted(set(settings.routes.values()))
+        if user in settings.history_allowed_users:
+            in_channel: str | None = None  # all SMS
+        elif channel in routed:
+            in_channel = channel  # the SMS this channel receives
+        else:
+            where = ", ".join(f"<#{c}>" for c in routed)
+            return notice(
+                ":lock: `/sms history` shows phone numbers and SMS texts, so it answers only in "
+                f"channels that receive SMS ({where})"
+                + (
+                    " or to the people listed by the bridge's admin."
+                    if settings.history_allowed_users
+                    else "."
+                )
+            )
+        zone, zone_note = await self._zone(user)
+        now = datetime.fromtimestamp(self._clock(), tz=UTC)
+        try:
+            since = resolve_since(args.since, now, zone)
+        except ValueError as error:
+            return help_answer(str(error))
+
+        def keep(sms: InboundSms) -> bool:
+            if args.sender and sms.sender != args.sender:
+                return False
+            if args.line and sms.recipient != args.line:
+                return False
+            return in_channel is None or settings.channel_for(sms.recipient) == in_channel
+
+        try:
+            result = await query_history(
+                self._fetcher,
+                self._store,
+                settings.account,
+                since=since,
+                keep=keep,
+                limit=args.limit,
+            )
+        except ProviderRejectedError as error:
+            what = (
+                "rejected our credentials"
+                if error.status in (3, 200)
+                else f"refused the request: {error.meaning}"
+            )
+            return notice(
+                f":x: The SMS provider {what} (status {error.status}), so history is unavailable. "
+                f"The bridge's admin can fix this: {error.fix}"
+            )
+        except ProviderTransientError as error:
+            return notice(
+                f":x: The SMS provider is not answering properly right now ({error}). "
+                "Please try again in a minute."
+            )
+        return history_answer(
+            result,
+            sender=args.sender,
+            line=args.line,
+            limit=args.limit,
+            workspace_url=await self._workspace(),
+            zone_note=zone_note,
+        )
+
+    async def _zone(self, user: str) -> tuple[ZoneInfo, str | None]:
+        """The user's Slack time zone, for times typed without an offset."""
+        if user not in self._zones:
+            try:
+                response = await self._client.users_info(user=user)
+                self._zones[user] = (ZoneInfo(str(response["user"]["tz"])), None)
+            except (SlackApiError, KeyError, ZoneInfoNotFoundError, ValueError) as error:
+                reason = getattr(getattr(error, "response", None), "get", lambda _: None)("error")
+                log.warning(
+                    "cannot read the time zone of %s (%s); using UTC", user, reason or error
+                )
+                return ZoneInfo("UTC"), "Times without an offset were read as UTC."
+        return self._zones[user]
+
+    async def _workspace(self) -> str | None:
+        if self._workspace_url is None:
+            try:
+                self._workspace_url = str((await self._client.auth_test())["url"])
+            except SlackApiError as error:
+                log.warning("auth.test failed (%s); history answers carry no thread links", error)
+        return self._workspace_url

@@ -1,0 +1,360 @@
+"""`/sms` as Slack sends it: signed form posts over HTTP to a running service; the answer is
+caught where Slack would receive it, at the command's `response_url`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
+from processes import free_port
+from smsbridge.service import Service
+from smsbridge.sim.provider import Account, Fault
+from smsbridge.sim.serve import serve
+
+SECRET = "test-signing-secret"
+ALICE, BOB = "61409560857", "61412345678"
+ZONE = "Australia/Sydney"
+
+
+class Catcher:
+    """Stands where Slack receives `response_url` posts."""
+
+    def __init__(self) -> None:
+        self.answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def endpoint(self, request: Request) -> Response:
+        await self.answers.put(await request.json())
+        return Response("ok")
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/respond", self.endpoint, methods=["POST"])])
+
+
+@dataclass
+class SlackClientSide:
+    http: httpx.AsyncClient
+    catcher: Catcher
+    catcher_url: str
+    served: Served
+    service: Service
+
+    async def post(
+        self,
+        text: str,
+        *,
+        user: str = "U0ALICE",
+        channel: str = OPS,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
+        body = urlencode(
+            {
+                "token": "unused",
+                "team_id": "T0SIM",
+                "channel_id": channel,
+                "user_id": user,
+                "command": "/sms",
+                "text": text,
+                "response_url": f"{self.catcher_url}/respond",
+                "trigger_id": "1.2.3",
+            }
+        )
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        return await self.http.post(
+            "/slack/events",
+            content=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": signature,
+            },
+        )
+
+    async def ask(self, text: str, **kwargs: Any) -> str:
+        """Send the command; return the answer's text (fallback and blocks together)."""
+        response = await self.post(text, **kwargs)
+        assert response.status_code == 200, response.text
+        answer = await asyncio.wait_for(self.catcher.answers.get(), 15)
+        assert answer["response_type"] == "ephemeral"
+        parts = [answer["text"]]
+        for block in answer.get("blocks", []):
+            if block["type"] == "section":
+                parts.append(block["text"]["text"])
+            elif block["type"] == "context":
+                parts.extend(element["text"] for element in block["elements"])
+        return "\n".join(parts)
+
+
+@pytest.fixture
+async def slack_side(served: Served, make_settings: Any) -> AsyncIterator[Any]:
+    services: list[tuple[Service, asyncio.Task[int]]] = []
+    catcher = Catcher()
+    served.slack.users.update({"U0ALICE": ZONE, "U0BOSS": ZONE, "U0OUTSIDER": ZONE})
+
+    async def start(**overrides: Any) -> SlackClientSide:
+        port = free_port()
+        settings = make_settings(port=port, **overrides)
+        service = Service(settings, host="127.0.0.1", handle_signals=False)
+        task = asyncio.create_task(service.run())
+        services.append((service, task))
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        while True:  # until the HTTP server answers
+            assert not task.done(), f"service stopped: {service.fatal}"
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+        return SlackClientSide(http, catcher, catcher_url, served, service)
+
+    async with serve(catcher.app()) as catcher_url:
+        yield start
+        for service, task in services:
+            service.stop.set()
+            assert await task == 0
+
+
+def at(seconds_ago: float) -> int:
+    return int(time.time() - seconds_ago)
+
+
+def midnight(days_back: int) -> int:
+    local = datetime.now(ZoneInfo(ZONE)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((local - timedelta(days=days_back)).timestamp())
+
+
+def iso_local(moment: int) -> str:
+    return datetime.fromtimestamp(moment, ZoneInfo(ZONE)).strftime("%Y-%m-%dT%H:%M")
+
+
+@pytest.mark.parametrize(
+    ("form", "start"),
+    [
+        ("2h", lambda: at(7200)),
+        ("30m", lambda: at(1800)),
+        ("3d", lambda: at(3 * 86400)),
+        ("1w", lambda: at(7 * 86400)),
+        ("today", lambda: midnight(0)),
+        ("yesterday", lambda: midnight(1)),
+        ("EPOCH", lambda: at(5000)),
+        ("ISO_DATE", lambda: midnight(2)),
+        ("ISO_LOCAL", lambda: at(4 * 3600) // 60 * 60),
+        ("ISO_OFFSET", lambda: at(4 * 3600) // 60 * 60),
+        ("since:90m", lambda: at(5400)),
+    ],
+)
+async def test_history_since_each_form_includes_exactly_what_came_after(
+    served: Served,
+    slack_side: Any,
+    form: str,
+    start: Any,
+) -> None:
+    side = await slack_side()
+    begin = start()
+    served.provider.add(ALICE, "just before", timestamp=begin - 90)
+    served.provider.add(ALICE, "just after", timestamp=begin + 30)
+    typed = {
+        "EPOCH": str(begin),
+        "ISO_DATE": datetime.fromtimestamp(begin, ZoneInfo(ZONE)).date().isoformat(),
+        "ISO_LOCAL": iso_local(begin),  # read in the user's Slack time zone
+        "ISO_OFFSET": datetime.fromtimestamp(begin, ZoneInfo("UTC")).strftime(
+            "%Y-%m-%dT%H:%M+00:00"
+        ),
+    }.get(form, form)
+    answer = await side.ask(f"history {typed}")
+    assert "just after" in answer
+    assert "just before" not in answer
+
+
+async def test_history_groups_by_sender_newest_first_escaped_and_linked(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    served.provider.add(ALICE, "first from alice", timestamp=at(600))
+    served.provider.add(BOB, "<!channel> from bob", timestamp=at(500))
+    served.provider.add(ALICE, "second from alice", timestamp=at(400))
+    await asyncio.wait_for(served.slack.wait_for_posts(3), 15)  # bridged by the running service
+    assert side.service.bridge is not None
+    await side.service.bridge.delivery.idle()  # and confirmed in its ledger
+    answer = await side.ask("history 1h")
+    assert (
+        answer.index("second from alice")
+        < answer.index("first from alice")
+        < answer.index("from bob")
+    )
+    assert "*+61 409 560 857*" in answer
+    assert "&lt;!channel&gt; from bob" in answer
+    assert "<!channel>" not in answer
+    assert answer.count("|thread>") == 3
+    assert "https://sim.slack.invalid/archives/C0OPS/p" in answer
+
+
+@pytest.mark.parametrize(
+    "typed", ["0409 560 857", "+61409560857", "61409560857", "from:0409560857"]
+)
+async def test_history_from_accepts_the_forms_people_type(
+    served: Served, slack_side: Any, typed: str
+) -> None:
+    side = await slack_side()
+    served.provider.add(ALICE, "alice", timestamp=at(60))
+    served.provider.add(BOB, "bob", timestamp=at(60))
+    text = f"history 1h {typed}" if typed.startswith("from:") else f"history 1h from {typed}"
+    answer = await side.ask(text)
+    assert "alice" in answer
+    assert "bob" not in answer
+
+
+async def test_history_to_filters_by_line(served: Served, slack_side: Any) -> None:
+    side = await slack_side(history_allowed_users=["U0BOSS"])
+    served.provider.add(ALICE, "ops line", recipient=OPS_LINE, timestamp=at(60))
+    served.provider.add(ALICE, "other line", recipient=OTHER_LINE, timestamp=at(60))
+    answer = await side.ask(f"history 1h to {OTHER_LINE}", user="U0BOSS")
+    assert "other line" in answer
+    assert "ops line" not in answer
+
+
+async def test_history_limit_says_how_many_more_and_how_to_narrow(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    for i in range(12):
+        served.provider.add(ALICE, f"sms number {i:02d}", timestamp=at(600 - i))
+    answer = await side.ask("history 1h limit 5")
+    assert "Showing 5 of 12" in answer
+    assert "from <number>" in answer
+    assert [f"sms number {i:02d}" in answer for i in range(12)] == [False] * 7 + [True] * 5
+
+
+async def test_default_limit_is_20(served: Served, slack_side: Any) -> None:
+    side = await slack_side()
+    for i in range(25):
+        served.provider.add(ALICE, f"n{i}", timestamp=at(600 - i))
+    assert "Showing 20 of 25" in await side.ask("history 1h")
+
+
+async def test_history_with_nothing_found_says_so(slack_side: Any) -> None:
+    side = await slack_side()
+    assert "No SMS" in await side.ask("history 10m from 0409 560 857")
+
+
+async def test_history_explains_a_provider_rejection(served: Served, slack_side: Any) -> None:
+    side = await slack_side()
+    served.provider.accounts[USERNAME] = Account("changed by someone")
+    answer = await side.ask("history 1h")
+    assert "the SMS provider rejected our credentials" in answer.replace("The SMS", "the SMS")
+    assert "SMSBRIDGE_PROVIDER__PASSWORD" in answer
+
+
+async def test_history_explains_a_provider_outage(served: Served, slack_side: Any) -> None:
+    side = await slack_side()
+    served.provider.inject(Fault.HTTP_503, times=100)
+    assert "not answering properly right now" in await side.ask("history 1h")
+
+
+async def test_the_command_is_acknowledged_before_a_slow_answer(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    served.provider.slow_seconds = 1.5
+    served.provider.inject(Fault.SLOW)
+    served.provider.inject(Fault.SLOW)
+    response = await side.post("history 1h")
+    assert response.status_code == 200
+    assert side.catcher.answers.empty()  # acknowledged; the answer is still being worked out
+    await asyncio.wait_for(side.catcher.answers.get(), 15)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("frobnicate", "I don't know `frobnicate`"),
+        ("history yesterdayish", "I can't read `yesterdayish` as a time"),
+        ("history 2h limit lots", "`limit` must be a whole number"),
+        ("history 2h from not-a-number", "is not a phone number"),
+        ("history tomorrow", "I can't read `tomorrow`"),
+        ("history", "needs a time"),
+        ("", "*/sms history*"),
+        ("help", "*/sms history*"),
+    ],
+)
+async def test_bad_input_gets_usage_and_the_reason(slack_side: Any, text: str, words: str) -> None:
+    side = await slack_side()
+    answer = await side.ask(text)
+    assert words in answer
+    assert "/sms history 2h" in answer  # an example to copy
+
+
+async def test_a_forged_signature_is_refused(slack_side: Any) -> None:
+    side = await slack_side()
+    response = await side.post("history 1h", secret="not-the-secret")
+    assert response.status_code == 401
+    assert side.catcher.answers.empty()
+
+
+async def test_a_stale_request_is_refused(slack_side: Any) -> None:
+    side = await slack_side()
+    response = await side.post("history 1h", timestamp=int(time.time()) - 6 * 60)
+    assert response.status_code == 401
+
+
+async def test_history_outside_routed_channels_is_refused_with_the_reason(slack_side: Any) -> None:
+    side = await slack_side()
+    answer = await side.ask("history 1h", user="U0OUTSIDER", channel="C0RANDOM")
+    assert "answers only in channels that receive SMS" in answer
+    assert f"<#{OPS}>" in answer
+
+
+async def test_in_a_routed_channel_history_shows_that_channels_sms(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    served.provider.add(ALICE, "for ops", recipient=OPS_LINE, timestamp=at(60))
+    served.provider.add(ALICE, "for the inbox", recipient=OTHER_LINE, timestamp=at(60))
+    answer = await side.ask("history 1h", channel=INBOX)
+    assert "for the inbox" in answer
+    assert "for ops" not in answer
+
+
+async def test_allowed_users_may_ask_anywhere(served: Served, slack_side: Any) -> None:
+    side = await slack_side(history_allowed_users=["U0BOSS"])
+    served.provider.add(ALICE, "visible to the boss", timestamp=at(60))
+    assert "visible to the boss" in await side.ask("history 1h", user="U0BOSS", channel="D0DIRECT")
+
+
+async def test_a_user_over_the_rate_limit_is_asked_to_wait(slack_side: Any) -> None:
+    side = await slack_side(history_rate_limit=3)
+    for _ in range(3):
+        assert "used `/sms` 3 times" not in await side.ask("history 5m")
+    assert "used `/sms` 3 times in the last minute" in await side.ask("history 5m")
+    assert "No SMS" in await side.ask("history 5m", user="U0BOSS")  # others are unaffected
+
+
+async def test_status_reports_poll_cursor_counts_and_health(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side(routes={OPS_LINE: OPS})
+    served.provider.add(ALICE, "bridged", recipient=OPS_LINE)
+    served.provider.add(ALICE, "nowhere to go", recipient=OTHER_LINE)
+    await asyncio.wait_for(served.slack.wait_for_posts(1), 15)
+    answer = await side.ask("status")
+    assert "Last successful poll: <!date^" in answer
+    assert "Cursor: <!date^" in answer
+    assert "Unrouted: 1" in answer
+    assert "SMS provider: :white_check_mark: ok" in answer
+    assert "Slack: :white_check_mark: ok" in answer
