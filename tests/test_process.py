@@ -166,3 +166,32 @@ async def test_a_rejected_slack_token_stops_run_with_exit_2_and_the_fix(
     assert "SMSBRIDGE_SLACK__BOT_TOKEN" in err
     assert "Traceback" not in err + out
     assert "xoxb-revoked" not in err + out
+
+
+async def test_history_in_the_terminal_filters_and_shows_sms_as_typed(
+    served: Served, tmp_path: Path
+) -> None:
+    import time
+
+    served.provider.add(
+        ALICE, "[bold red]not markup[/] from alice", timestamp=int(time.time()) - 60
+    )
+    served.provider.add(BOB, "from bob", timestamp=int(time.time()) - 60)
+    served.provider.add(ALICE, "too old", timestamp=int(time.time()) - 7200)
+    env = bridge_env(served, tmp_path)
+    code, out, err = await finish(
+        await smsbridge("history", "1h", "from", "0409", "560", "857", env=env)
+    )
+    assert code == 0, err
+    assert "[bold red]not markup[/] from alice" in out
+    assert "from bob" not in out
+    assert "too old" not in out
+    assert "+61 409 560 857" in out
+
+
+async def test_history_in_the_terminal_explains_a_bad_time(served: Served, tmp_path: Path) -> None:
+    code, out, _ = await finish(
+        await smsbridge("history", "soonish", env=bridge_env(served, tmp_path))
+    )
+    assert code == 2
+    assert "can't read `soonish`" in out

@@ -89,6 +89,26 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(seconds, Console())))
 
 
+@app.command()
+def history(
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            help="As after `/sms history`: <since> [from <number>] [to <line>] [limit <n>]"
+        ),
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Show SMS received since a time, read live from the provider, as `/sms history` does.
+
+    Examples: smsbridge history 2h · smsbridge history today from 0409 560 857 limit 50
+    """
+    from smsbridge.terminal import print_history
+
+    settings = _settings(config)
+    raise typer.Exit(asyncio.run(print_history(settings, " ".join(words), Console())))
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Create or upgrade the database schema (the Procfile's release step)."""

@@ -30,6 +30,13 @@ class HistoryResult:
     items: list[HistoryItem]  # newest first, at most the limit
     incomplete: bool  # the scan stopped at MAX_PAGES
 
+    def by_sender(self) -> list[tuple[str, list[HistoryItem]]]:
+        """Items grouped per sender, groups in the order of each one's newest SMS."""
+        groups: dict[str, list[HistoryItem]] = {}
+        for item in self.items:
+            groups.setdefault(item.sms.sender, []).append(item)
+        return list(groups.items())
+
 
 async def query_history(
     fetcher: PageFetcher,

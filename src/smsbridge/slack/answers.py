@@ -85,7 +85,7 @@ def history_answer(
     headline = f"*{result.matched} SMS*{filters} since {since}, newest first"
     blocks: list[dict[str, Any]] = [_section(headline)]
     lines: list[str] = []
-    for sender_number, items in _by_sender(result):
+    for sender_number, items in result.by_sender():
         lines.append(f"*{format_number(sender_number)}*")
         for item in items:
             sms = item.sms
@@ -114,14 +114,6 @@ def history_answer(
         blocks.append(_context(" ".join(notes)))
     fallback = f"{result.matched} SMS{filters} since {since}"
     return Answer(text=fallback, blocks=blocks[:50])
-
-
-def _by_sender(result: HistoryResult) -> list[tuple[str, list[Any]]]:
-    """Groups in the order of each sender's newest SMS; items stay newest first."""
-    groups: dict[str, list[Any]] = {}
-    for item in result.items:
-        groups.setdefault(item.sms.sender, []).append(item)
-    return list(groups.items())
 
 
 def _pack(lines: list[str], limit: int) -> list[str]:

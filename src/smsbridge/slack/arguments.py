@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from smsbridge.numbers import normalise_number
 
@@ -109,7 +108,7 @@ def _number(values: dict[str, list[str]], key: str, region: str) -> str | None:
         raise ValueError(f"`{key}`: {error}") from None
 
 
-def resolve_since(text: str, now: datetime, zone: ZoneInfo) -> int:
+def resolve_since(text: str, now: datetime, zone: tzinfo) -> int:
     """Epoch seconds for `text`: epoch, ISO 8601, 30m/2h/3d/1w, today, yesterday.
 
     ISO times without an offset, `today` and `yesterday` are read in `zone` (the user's).
@@ -134,7 +133,7 @@ def resolve_since(text: str, now: datetime, zone: ZoneInfo) -> int:
     return max(0, moment)
 
 
-def _iso(text: str, zone: ZoneInfo) -> int:
+def _iso(text: str, zone: tzinfo) -> int:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             parsed = datetime.combine(date.fromisoformat(text), time())

@@ -1,0 +1,78 @@
+"""`smsbridge history`: the history answer as a table in the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from smsbridge.config import Settings
+from smsbridge.errors import ProviderError
+from smsbridge.history import query_history
+from smsbridge.models import InboundSms
+from smsbridge.provider.client import ProviderClient
+from smsbridge.slack.arguments import HelpArgs, HistoryArgs, parse_command, resolve_since
+from smsbridge.slack.render import format_number
+from smsbridge.store.store import Store
+
+
+async def print_history(settings: Settings, words: str, console: Console) -> int:
+    """Print the table; returns the exit code (2 for a bad argument, 1 for a provider error)."""
+    parsed = parse_command(f"history {words}", settings.default_region)
+    if not isinstance(parsed, HistoryArgs):
+        problem = parsed.problem if isinstance(parsed, HelpArgs) else None
+        console.print(f"smsbridge history: {problem or 'see --help'}", markup=False)
+        return 2
+    local = datetime.now().astimezone()
+    try:
+        since = resolve_since(parsed.since, local.astimezone(UTC), local.tzinfo or UTC)
+    except ValueError as error:
+        console.print(f"smsbridge history: {error}", markup=False)
+        return 2
+
+    def keep(sms: InboundSms) -> bool:
+        return (parsed.sender is None or sms.sender == parsed.sender) and (
+            parsed.line is None or sms.recipient == parsed.line
+        )
+
+    provider = ProviderClient(
+        settings.provider.url, settings.provider.username, settings.provider.password
+    )
+    store = Store.open(settings.database_url)
+    try:
+        await store.upgrade()
+        result = await query_history(
+            provider, store, settings.account, since=since, keep=keep, limit=parsed.limit
+        )
+    except ProviderError as error:
+        console.print(f"smsbridge history: {error}", markup=False)
+        return 1
+    finally:
+        await provider.aclose()
+        await store.close()
+    started = datetime.fromtimestamp(since).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    table = Table(title=f"{result.matched} SMS since {started}, newest first", title_justify="left")
+    for column in ("time", "from", "to", "text", "bridged to"):
+        table.add_column(column, overflow="fold")
+    for item in (item for _, items in result.by_sender() for item in items):
+        sms = item.sms
+        when = datetime.fromtimestamp(sms.timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        where = f"{item.post.channel} {item.post.ts}" if item.post else ""
+        # Text() cells: an SMS saying [bold]...[/] is shown as typed, not as terminal markup.
+        table.add_row(
+            Text(when),
+            Text(format_number(sms.sender)),
+            Text(format_number(sms.recipient) if sms.recipient else ""),
+            Text(sms.text),
+            Text(where),
+        )
+    console.print(table)
+    if result.matched > len(result.items):
+        console.print(
+            f"Showing {len(result.items)} of {result.matched}; narrow it with from/to, a later "
+            "time, or raise limit (up to 100).",
+            markup=False,
+        )
+    return 0
