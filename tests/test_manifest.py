@@ -1,4 +1,4 @@
-"""manifest.yml: valid by Slack's manifest rules, matching the app's routes, scopes = what we call."""
+"""manifest.yml: valid by Slack's rules, matching the app's routes, scopes = what we call."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 35},
                 "description": {"type": "string", "minLength": 1, "maxLength": 140},
-                "background_color": {"type": "string", "pattern": r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$"},
+                "background_color": {
+                    "type": "string",
+                    "pattern": r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$",
+                },
                 "long_description": {"type": "string", "minLength": 175, "maxLength": 4000},
             },
         },
@@ -60,7 +63,12 @@ SCHEMA: dict[str, Any] = {
                         "required": ["command", "description"],
                         "additionalProperties": False,
                         "properties": {
-                            "command": {"type": "string", "minLength": 2, "maxLength": 32, "pattern": "^/"},
+                            "command": {
+                                "type": "string",
+                                "minLength": 2,
+                                "maxLength": 32,
+                                "pattern": "^/",
+                            },
                             "url": URL,
                             "description": {"type": "string", "minLength": 1, "maxLength": 2000},
                             "usage_hint": {"type": "string", "minLength": 1, "maxLength": 1000},
@@ -78,7 +86,11 @@ SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "bot": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 255}
+                        "bot": {
+                            "type": "array",
+                            "items": {"type": "string", "maxLength": 50},
+                            "maxItems": 255,
+                        }
                     },
                 }
             },
@@ -100,6 +112,7 @@ SCHEMA: dict[str, Any] = {
 # Every Slack Web API method the service may call, and the bot scopes that let it.
 METHOD_SCOPES: dict[str, set[str]] = {
     "auth.test": set(),
+    "apps.connections.open": set(),  # made with the app-level token (connections:write)
     "chat.postMessage": {"chat:write"},
     "conversations.join": {"channels:join"},
     "conversations.history": {"channels:history", "groups:history"},
@@ -154,7 +167,12 @@ def slack_methods_called() -> set[str]:
 
 
 def test_the_scan_finds_the_calls_we_know_of() -> None:
-    assert {"chat.postMessage", "conversations.join", "users.info", "auth.test"} <= slack_methods_called()
+    assert {
+        "chat.postMessage",
+        "conversations.join",
+        "users.info",
+        "auth.test",
+    } <= slack_methods_called()
 
 
 def test_scopes_cover_every_method_called_and_nothing_more(manifest: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
 from processes import free_port
+from smsbridge.config import SlackSettings
 from smsbridge.service import Service
 from smsbridge.sim.provider import Account, Fault
 from smsbridge.sim.serve import serve
@@ -103,7 +105,7 @@ class SlackClientSide:
 
 @pytest.fixture
 async def slack_side(served: Served, make_settings: Any) -> AsyncIterator[Any]:
-    services: list[tuple[Service, asyncio.Task[int]]] = []
+    services: list[tuple[Service, asyncio.Task[int], httpx.AsyncClient]] = []
     catcher = Catcher()
     served.slack.users.update({"U0ALICE": ZONE, "U0BOSS": ZONE, "U0OUTSIDER": ZONE})
 
@@ -112,8 +114,8 @@ async def slack_side(served: Served, make_settings: Any) -> AsyncIterator[Any]:
         settings = make_settings(port=port, **overrides)
         service = Service(settings, host="127.0.0.1", handle_signals=False)
         task = asyncio.create_task(service.run())
-        services.append((service, task))
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        services.append((service, task, http))
         while True:  # until the HTTP server answers
             assert not task.done(), f"service stopped: {service.fatal}"
             try:
@@ -125,7 +127,8 @@ async def slack_side(served: Served, make_settings: Any) -> AsyncIterator[Any]:
 
     async with serve(catcher.app()) as catcher_url:
         yield start
-        for service, task in services:
+        for service, task, http in services:
+            await http.aclose()
             service.stop.set()
             assert await task == 0
 
@@ -358,3 +361,47 @@ async def test_status_reports_poll_cursor_counts_and_health(
     assert "Unrouted: 1" in answer
     assert "SMS provider: :white_check_mark: ok" in answer
     assert "Slack: :white_check_mark: ok" in answer
+
+
+async def test_socket_mode_serves_sms_without_a_public_url(served: Served, slack_side: Any) -> None:
+    settings_slack = SlackSettings(
+        bot_token=SecretStr(served.slack.token),
+        signing_secret=SecretStr(SECRET),
+        api_url=f"{served.slack_url}/api/",
+        app_token=SecretStr(served.slack.app_token),
+    )
+    side = await slack_side(slack=settings_slack)
+    await asyncio.wait_for(served.slack.wait_for_socket(), 15)
+    served.provider.add(ALICE, "over the socket", timestamp=at(60))
+    envelope = await served.slack.send_envelope(
+        "slash_commands",
+        {
+            "command": "/sms",
+            "text": "history 1h",
+            "user_id": "U0ALICE",
+            "channel_id": OPS,
+            "team_id": "T0SIM",
+            "response_url": f"{side.catcher_url}/respond",
+        },
+    )
+    ack = await asyncio.wait_for(served.slack.socket_acks.get(), 15)
+    assert ack["envelope_id"] == envelope
+    answer = await asyncio.wait_for(side.catcher.answers.get(), 15)
+    assert "over the socket" in answer["text"] + str(answer["blocks"])
+
+
+async def test_a_wrong_app_token_stops_run_with_a_clear_error(
+    served: Served, make_settings: Any
+) -> None:
+    settings = make_settings(
+        port=free_port(),
+        slack=SlackSettings(
+            bot_token=SecretStr(served.slack.token),
+            signing_secret=SecretStr(SECRET),
+            api_url=f"{served.slack_url}/api/",
+            app_token=SecretStr("xapp-wrong"),
+        ),
+    )
+    service = Service(settings, host="127.0.0.1", handle_signals=False)
+    assert await asyncio.wait_for(service.run(), 30) == 2
+    assert "SMSBRIDGE_SLACK__APP_TOKEN" in str(service.fatal)

@@ -74,6 +74,13 @@ class SlackSettings(BaseModel):
             raise ValueError("must be a bot token starting with xoxb-")
         return value
 
+    @field_validator("app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp- (for Socket Mode)")
+        return value
+
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:

@@ -18,6 +18,8 @@ SmsBridgeError                  anything this package raises on purpose
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class SmsBridgeError(Exception):
     """Base of every error smsbridge raises on purpose."""
@@ -71,14 +73,18 @@ class SlackRejectedError(SlackError):
 
 
 class SlackAuthError(SlackError):
-    """Slack rejected the bot token: a fatal configuration error."""
+    """Slack rejected one of our tokens: a fatal configuration error."""
 
-    def __init__(self, reason: str) -> None:
+    FIXES: ClassVar[dict[str, str]] = {
+        "bot": "Set SMSBRIDGE_SLACK__BOT_TOKEN to the app's Bot User OAuth Token (xoxb-...) "
+        "from the Slack app's 'OAuth & Permissions' page.",
+        "app": "Set SMSBRIDGE_SLACK__APP_TOKEN to an app-level token (xapp-...) with the "
+        "connections:write scope ('Basic Information' page), or unset it to use HTTP.",
+    }
+
+    def __init__(self, reason: str, token: str = "bot") -> None:
         self.reason = reason
-        super().__init__(
-            f"Slack rejected the bot token ({reason}). Set SMSBRIDGE_SLACK__BOT_TOKEN to the "
-            "app's Bot User OAuth Token (xoxb-...) from the Slack app's 'OAuth & Permissions' page."
-        )
+        super().__init__(f"Slack rejected the {token} token ({reason}). {self.FIXES[token]}")
 
 
 class StoreError(SmsBridgeError):

@@ -1,6 +1,8 @@
 """A subset of the Slack Web API over real HTTP, enough for the real AsyncWebClient.
 
-auth.test, chat.postMessage, conversations.join/info/history/replies; bearer-token check;
+auth.test, chat.postMessage, conversations.join/info/history/replies, users.info; bearer-token
+check; Socket Mode (apps.connections.open with the app-level token, then a WebSocket that says
+hello, carries envelopes to the app and takes its acknowledgements);
 channels the bot must join before posting; message metadata returned only on request
 (`include_all_metadata`); a per-channel rate limit answering 429 with `Retry-After`; fault
 injection (forced 429s, HTTP 5xx, error codes) and an optional delay after a post is stored but
@@ -23,7 +25,8 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 BOT_USER = "U0BRIDGE"
 BOT_ID = "B0BRIDGE"
@@ -53,6 +56,7 @@ class Forced:
 @dataclass
 class SlackSim:
     token: str = "xoxb-sim-token"
+    app_token: str = "xapp-sim-token"
     post_interval: float = 0.0  # minimum seconds between posts to one channel (0: no limit)
     post_delay: float = 0.0  # seconds between storing a post and answering it
     clock: Callable[[], float] = time.time
@@ -63,6 +67,9 @@ class SlackSim:
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last_post: dict[str, float] = field(default_factory=dict)
     _posted: asyncio.Event = field(default_factory=asyncio.Event)
+    _sockets: list[WebSocket] = field(default_factory=list)
+    _socket_open: asyncio.Event = field(default_factory=asyncio.Event)
+    socket_acks: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
     # -- test and demo API --------------------------------------------------------------------
 
@@ -107,6 +114,36 @@ class SlackSim:
             self._posted.clear()
             await self._posted.wait()
 
+    async def wait_for_socket(self) -> None:
+        """Until an app has connected through Socket Mode."""
+        await self._socket_open.wait()
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any]) -> str:
+        """Push an event to the connected app, as Slack does in Socket Mode; returns its id."""
+        envelope_id = f"env-{next(self._seq)}"
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind == "slash_commands",
+            }
+        )
+        return envelope_id
+
+    async def _socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        self._sockets.append(websocket)
+        await websocket.send_json({"type": "hello", "num_connections": 1})
+        self._socket_open.set()
+        try:
+            while True:
+                await self.socket_acks.put(await websocket.receive_json())
+        except WebSocketDisconnect:
+            self._sockets.remove(websocket)
+            if not self._sockets:
+                self._socket_open.clear()
+
     # -- the API ------------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
@@ -121,7 +158,15 @@ class SlackSim:
         channel = args.get("channel")
         now = self.clock()
         headers: dict[str, str] = {}
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        if method == "apps.connections.open":
+            # The one method called with the app-level token (xapp-), not the bot token.
+            presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if (presented or args.get("token")) != self.app_token:
+                status, body = 200, {"ok": False, "error": "invalid_auth"}
+            else:
+                url = request.base_url.replace(scheme="ws", path="/socket-mode")
+                status, body = 200, {"ok": True, "url": str(url)}
+        elif request.headers.get("authorization") != f"Bearer {self.token}":
             status, body = 200, {"ok": False, "error": "invalid_auth"}
         else:
             status, body, headers = await self._answer(method, args, channel, now)
@@ -292,4 +337,9 @@ class SlackSim:
         }
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/api/{method}", self._dispatch, methods=["GET", "POST"])])
+        return Starlette(
+            routes=[
+                Route("/api/{method}", self._dispatch, methods=["GET", "POST"]),
+                WebSocketRoute("/socket-mode", self._socket),
+            ]
+        )

@@ -13,11 +13,14 @@ from typing import Any
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smsbridge.errors import SlackAuthError, SlackTransientError
 from smsbridge.slack.commands import COMMAND, SmsCommand
+from smsbridge.slack.poster import AUTH_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,17 @@ def http_endpoint(app: AsyncApp) -> Any:
 
 
 async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+    """Connect out to Slack; a rejected app token is a fatal configuration error.
+
+    The SDK retries a failed connection forever, so the token is tried once here first.
+    """
+    try:
+        await app.client.apps_connections_open(app_token=app_token)
+    except SlackApiError as error:
+        code = error.response.get("error") if isinstance(error.response.data, dict) else None
+        if code in AUTH_ERRORS:
+            raise SlackAuthError(str(code), token="app") from None
+        raise SlackTransientError(f"Socket Mode cannot start: {code or error}") from None
     handler = AsyncSocketModeHandler(app, app_token)
     await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("connected to Slack through Socket Mode")
