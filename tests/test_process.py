@@ -154,6 +154,7 @@ async def test_demo_shows_threads_and_defuses_the_channel_ping(tmp_path: Path) -
     assert "#sms-inbox" in out
     assert "↳ Actually, could we make it 10:00?" in out
     assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS
+    assert "🔔 @here" in out  # the alert rule's mention, ours, is live
 
 
 async def test_a_rejected_slack_token_stops_run_with_exit_2_and_the_fix(

@@ -79,11 +79,14 @@ async def feed(provider: ProviderSim, origins: dict[str, str], stop: asyncio.Eve
 
 
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
+_MENTION = re.compile(r"<!(here|channel)>|<!subteam\^(\w+)>|<@(\w+)>")
 
 
 def as_seen_in_slack(mrkdwn: str) -> str:
-    """Roughly what a Slack user sees for our mrkdwn: dates in local time, entities decoded."""
+    """Roughly what a Slack user sees for our mrkdwn: dates in local time, live mentions as
+    @names, and escaped SMS text as the plain characters it stands for."""
     text = _DATE.sub(lambda m: datetime.fromtimestamp(int(m.group(1))).strftime("%H:%M:%S"), mrkdwn)
+    text = _MENTION.sub(lambda m: "🔔 @" + (m.group(1) or m.group(2) or m.group(3)), text)
     text = text.replace("*", "").replace(":speech_balloon: ", "")
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
@@ -142,6 +145,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                 database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                 poll_interval=1.0,
                 routes=ROUTES,
+                alerts=[{"keyword": "urgent", "mention": "<!here>"}],
                 port=_free_port(),
             )
             service = Service(settings, host="127.0.0.1")
