@@ -147,3 +147,20 @@ def test_secrets_never_show_in_reprs_or_errors(clean_env: pytest.MonkeyPatch) ->
     assert "p@ss word" not in text
     assert "xoxb-123" not in text
     assert "shh" not in text
+
+
+def test_the_readme_alerts_example_loads(clean_env: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"export SMSBRIDGE_ALERTS='(.*?)'", readme, re.DOTALL)
+    assert example is not None
+    set_env(clean_env, SMSBRIDGE_ALERTS=example.group(1))
+    rules = load_settings().alerts
+    assert [rule.mention for rule in rules] == [
+        ["<!subteam^S0ONCALL>"],
+        ["<!here>"],
+        ["<@U0CAREMGR>"],
+    ]
+    assert rules[1].matches("61400000000", "I have chest pain")
+    assert rules[2].senders == ["61409560857"]
