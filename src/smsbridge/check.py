@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Settings
 from smsbridge.errors import ProviderError, SmsBridgeError
@@ -82,7 +83,7 @@ async def _check_provider(settings: Settings) -> CheckResult:
     )
 
 
-async def _check_channel(slack, number: str, channel: str) -> CheckResult:  # type: ignore[no-untyped-def]
+async def _check_channel(slack: AsyncWebClient, number: str, channel: str) -> CheckResult:
     label = f"route {number} -> {channel}"
     try:
         info = (await slack.conversations_info(channel=channel))["channel"]

@@ -15,6 +15,7 @@ import socket
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -91,7 +92,7 @@ def as_seen_in_slack(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _message_lines(message: dict, indent: str) -> Text:  # type: ignore[type-arg]
+def _message_lines(message: dict[str, Any], indent: str) -> Text:
     out = Text()
     for block in message.get("blocks", []):
         if block["type"] == "context":

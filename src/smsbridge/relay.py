@@ -186,6 +186,8 @@ class Poller:
     def _log_stall(self, stall: Stall, second: int | None) -> None:
         if stall is Stall.NONE or second is None or second in self._stalls_logged:
             return
+        if len(self._stalls_logged) > 1000:  # only repeats of recent seconds matter
+            self._stalls_logged.clear()
         self._stalls_logged.add(second)
         if stall is Stall.OVERFULL_SECOND:
             log.error(

@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Settings
 from smsbridge.delivery import Delivery
+from smsbridge.embedded_server import EmbeddedServer
 from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
 from smsbridge.relay import Poller
@@ -39,14 +40,6 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        # The service owns SIGTERM/SIGINT: uvicorn would re-raise them after shutdown, turning a
-        # clean stop into a death by signal.
-        yield
 
 
 @dataclass
@@ -176,7 +169,7 @@ class Service:
             socket_mode = await connect_socket_mode(
                 bolt, slack_settings.app_token.get_secret_value()
             )
-        server = _Server(
+        server = EmbeddedServer(
             uvicorn.Config(
                 web, host=self.host, port=self.settings.port, log_level="warning", lifespan="off"
             )

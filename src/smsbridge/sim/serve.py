@@ -9,19 +9,14 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        # The process that embeds a stand-in owns its signals.
-        yield
+from smsbridge.embedded_server import EmbeddedServer
 
 
 @contextlib.asynccontextmanager
 async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Yield the base URL (http://host:port) while `app` is being served."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = _QuietServer(config)
+    server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
