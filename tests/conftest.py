@@ -86,12 +86,14 @@ class Harness:
 
     async def cycle(self) -> None:
         """One scheduled poll, then wait until every channel worker has finished."""
+        await self.bridge.keeper.renew()  # as the keeper task does between polls
         await self.bridge.poller.run_job()
         await self.bridge.delivery.idle()
 
     async def close(self) -> None:
         self.stop.set()
         await self.bridge.delivery.drain()
+        await self.bridge.keeper.release()
         await self.bridge.aclose()
 
 

@@ -196,7 +196,7 @@ async def test_transient_failures_back_off_exponentially(served: Served, make_ha
     assert len(served.provider.requests) == 3  # the gate held: no request inside a backoff
     await poller.run_job()
     assert poller.last_error is None
-    assert poller.ready()
+    assert await poller.ready()
 
 
 async def test_a_rejection_is_logged_once_and_retried_slowly(
@@ -221,7 +221,7 @@ async def test_a_rejection_is_logged_once_and_retried_slowly(
     assert len(errors) == 1
     assert "SMSBRIDGE_PROVIDER__PASSWORD" in errors[0]
     assert len(served.provider.requests) == 2
-    assert not poller.ready()
+    assert not await poller.ready()
 
 
 # -- Slack faults -------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
     ]
     results.append(await _check_database(settings))
     results.append(await _check_provider(settings))
-    slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+    slack = make_client(
+        settings.slack.bot_token.get_secret_value(), settings.slack.api_url, settings.slack.timeout
+    )
     try:
         auth = await slack.auth_test()
     except SlackApiError as error:

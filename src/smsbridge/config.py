@@ -66,6 +66,7 @@ class SlackSettings(BaseModel):
     signing_secret: SecretStr
     api_url: str = "https://slack.com/api/"
     app_token: SecretStr | None = None
+    timeout: int = Field(default=30, ge=1, le=300)  # seconds for one Slack API call
 
     @field_validator("bot_token")
     @classmethod

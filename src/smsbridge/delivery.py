@@ -43,6 +43,9 @@ class Delivery:
         on_fatal: Callable[[Exception], None],
         alerts: Sequence[AlertRule] = (),
         retry_cap: float = 60.0,
+        holder: str = "",
+        in_doubt_grace: float = 0.0,
+        may_deliver: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._poster = poster
@@ -52,13 +55,18 @@ class Delivery:
         self._on_fatal = on_fatal
         self._retry_cap = retry_cap
         self._alerts = tuple(alerts)
+        self._holder = holder
+        # How long another replica's claim may still have its post in flight. Zero when the
+        # store proves no other process can exist (SQLite's single-writer lock).
+        self._grace = in_doubt_grace
+        self._may_deliver = may_deliver
         self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
 
     async def kick(self) -> None:
         """Make sure every channel with waiting SMS has a worker."""
-        if self._stop.is_set():
+        if self._stop.is_set() or not self._may_deliver():
             return
         for channel in await self._store.backlog_channels(self._account):
             self._dirty.add(channel)
@@ -87,7 +95,7 @@ class Delivery:
                         continue
                     return
                 for row in rows:
-                    if self._stop.is_set():
+                    if self._stop.is_set() or not self._may_deliver():
                         return
                     await self._deliver_with_retry(row)
         except Stopped:
@@ -139,13 +147,16 @@ class Delivery:
         ):
             thread_ts = thread.thread_ts
         if row.state == POSTING:
-            oldest = (row.claimed_at or time.time()) - LOOKBACK_MARGIN
+            claimed_at = row.claimed_at or time.time()
+            if row.claimed_by != self._holder:  # another replica's claim: let its post finish
+                await self._stop.sleep(claimed_at + self._grace - time.time())
+            oldest = claimed_at - LOOKBACK_MARGIN
             found = await self._poster.find_posted(row.channel, sms.document_id, thread_ts, oldest)
             if found is not None:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
                 await self._store.confirm(self._account, row, found, key, thread_ts or found)
                 return
-        elif await self._store.claim(self._account, sms.document_id) is None:
+        elif await self._store.claim(self._account, sms.document_id, self._holder) is None:
             return  # someone else has it
         alert = alert_for(self._alerts, sms.sender, sms.text)
         ts = await self._poster.post(

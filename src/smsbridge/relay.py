@@ -56,6 +56,7 @@ class Poller:
         initial_lookback: int,
         rejected_retry: float = 300.0,
         clock: Callable[[], float] = time.time,
+        may_poll: Callable[[], bool] = lambda: True,
     ) -> None:
         self._account = account
         self._fetcher = fetcher
@@ -66,6 +67,7 @@ class Poller:
         self._lookback = initial_lookback
         self._rejected_retry = rejected_retry
         self._clock = clock
+        self._may_poll = may_poll
         self._backoff = Backoff(base=poll_interval, cap=max(60.0, poll_interval))
         self._not_before = 0.0
         self._rejection: int | None = None  # provider status we last told the operator about
@@ -85,16 +87,18 @@ class Poller:
             task.cancel()
             await asyncio.wait({task})
 
-    def ready(self) -> bool:
-        """A poll succeeded within the last three intervals."""
-        return self.last_success is not None and (
-            self._clock() - self.last_success <= 3 * self._interval
-        )
+    async def ready(self) -> bool:
+        """Some replica polled this account successfully within the last three intervals."""
+        try:
+            last = await self._store.last_poll(self._account)
+        except Exception:  # no database, not ready
+            return False
+        return last is not None and self._clock() - last <= 3 * self._interval
 
     async def run_job(self) -> None:
         """The scheduled job: one cycle, unless a backoff says not yet. Never raises."""
         now = self._clock()
-        if now < self._not_before:
+        if now < self._not_before or not self._may_poll():
             return
         self._current = asyncio.current_task()
         try:
@@ -125,6 +129,7 @@ class Poller:
         self._backoff.reset()
         self.last_error = None
         self.last_success = self._clock()
+        await self._store.record_poll(self._account)
         if report.new:
             log.info(
                 "poll: %d new SMS (%d unrouted) in %d page(s); cursor %d",

@@ -26,6 +26,7 @@ from smsbridge.config import Settings
 from smsbridge.delivery import Delivery
 from smsbridge.embedded_server import EmbeddedServer
 from smsbridge.errors import SlackAuthError, SmsBridgeError
+from smsbridge.lease import LeaseKeeper, replica_id
 from smsbridge.provider.client import ProviderClient
 from smsbridge.relay import Poller
 from smsbridge.slack.answers import Status, start_of_utc_day
@@ -52,6 +53,7 @@ class Bridge:
     slack: AsyncWebClient
     delivery: Delivery
     poller: Poller
+    keeper: LeaseKeeper
     commands: SmsCommand = field(init=False)
 
     def __post_init__(self) -> None:
@@ -63,7 +65,7 @@ class Bridge:
         """What `/sms status` reports."""
         account = self.settings.account
         return Status(
-            last_success=self.poller.last_success,
+            last_success=await self.store.last_poll(account),
             last_error=self.poller.last_error,
             cursor=await self.store.cursor(account),
             bridged_today=await self.store.posted_since(account, start_of_utc_day(time.time())),
@@ -79,7 +81,13 @@ class Bridge:
         provider = ProviderClient(
             settings.provider.url, settings.provider.username, settings.provider.password
         )
-        slack = make_client(settings.slack.bot_token.get_secret_value(), settings.slack.api_url)
+        slack = make_client(
+            settings.slack.bot_token.get_secret_value(),
+            settings.slack.api_url,
+            settings.slack.timeout,
+        )
+        holder = replica_id()
+        keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
         delivery = Delivery(
             store,
             SlackPoster(slack, sleep=stop.sleep),
@@ -88,6 +96,10 @@ class Bridge:
             thread_idle_hours=settings.thread_idle_hours,
             on_fatal=on_fatal,
             alerts=settings.alerts,
+            holder=holder,
+            # SQLite: start() takes the single-writer lock, so no other process can be posting.
+            in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
+            may_deliver=lambda: keeper.held,
         )
         poller = Poller(
             settings.account,
@@ -97,15 +109,22 @@ class Bridge:
             settings.channel_for,
             poll_interval=settings.poll_interval,
             initial_lookback=settings.initial_lookback,
+            may_poll=lambda: keeper.held,
         )
-        return cls(settings, store, provider, slack, delivery, poller)
+        keeper = LeaseKeeper(
+            store, settings.account, holder, max(1.0, settings.poll_interval), stop, delivery.kick
+        )
+        return cls(settings, store, provider, slack, delivery, poller, keeper)
 
     async def start(self) -> None:
-        """Bring the schema up to date and make sure Slack accepts our token."""
+        """Schema up to date, the database ours to write, Slack accepting our token, and a first
+        try at the polling lease (the holder then recovers and posts what is waiting)."""
         before, after = await self.store.upgrade()
         if before != after:
             log.info("database schema upgraded from version %d to %d", before, after)
+        self.store.lock_for_single_writer()
         await _check_slack_auth(self.slack)
+        await self.keeper.renew()
 
     async def aclose(self) -> None:
         await self.provider.aclose()
@@ -175,7 +194,7 @@ class Service:
             )
         )
         server_task = asyncio.create_task(server.serve(), name="http")
-        await delivery.kick()  # SMS left over from a previous run, including posts in doubt
+        keeper_task = asyncio.create_task(bridge.keeper.run(), name="lease")
         scheduler.start()
         log.info(
             "smsbridge running: polling every %ss, HTTP on port %d",
@@ -189,6 +208,7 @@ class Service:
         scheduler.shutdown(wait=False)
         await poller.halt()
         await delivery.drain()
+        await keeper_task  # gives the lease up, so another replica takes over at once
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         server.should_exit = True

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 
 def build_web_app(
-    ready: Callable[[], bool],
+    ready: Callable[[], Awaitable[bool]],
     last_error: Callable[[], str | None],
     slack_events: tuple[str, Callable[[Request], Awaitable[Response]]] | None = None,
 ) -> Starlette:
@@ -19,7 +19,7 @@ def build_web_app(
         return JSONResponse({"status": "alive"})
 
     async def readyz(_: Request) -> JSONResponse:
-        if ready():
+        if await ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse(
             {"status": "not ready", "reason": last_error() or "no successful poll yet"},

@@ -39,9 +39,9 @@ DEFAULT_RETRY_AFTER = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def make_client(token: str, api_url: str) -> AsyncWebClient:
+def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
     """The SDK client, with its own retry handlers off: we retry per channel, in one place."""
-    return AsyncWebClient(token=token, base_url=api_url, retry_handlers=[], timeout=30)
+    return AsyncWebClient(token=token, base_url=api_url, retry_handlers=[], timeout=timeout)
 
 
 def classify(error: SlackApiError, channel: str) -> Exception:

@@ -20,7 +20,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
@@ -34,6 +36,7 @@ cursors = Table(
     Column("account", String(200), primary_key=True),
     Column("since", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("last_poll_at", Float),  # v2: the last successful poll by any replica
 )
 
 # The delivery ledger, one row per inbound SMS, written before the cursor moves past it.
@@ -57,6 +60,7 @@ ledger = Table(
     Column("reason", Text),
     Column("received_at", Float, nullable=False),
     Column("claimed_at", Float),
+    Column("claimed_by", String(120)),  # v2: the replica that claimed the post
     Column("done_at", Float),
     UniqueConstraint("account", "document_id", name="ledger_account_document"),
 )
@@ -74,12 +78,41 @@ threads = Table(
     Column("last_sms_timestamp", BigInteger, nullable=False),
 )
 
+# v2: which replica polls each provider account, until when (epoch seconds, database clock).
+leases = Table(
+    "leases",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("holder", String(120), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Tables as version 1 created them; later columns arrive through their own upgrade step.
+_V2_COLUMNS = {("cursors", "last_poll_at"), ("ledger", "claimed_by")}
+
 
 async def _v1(conn: AsyncConnection) -> None:
-    await conn.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[cursors, ledger, threads], checkfirst=False)
-    )
+    def create(sync: Connection) -> None:
+        for table in (cursors, ledger, threads):
+            columns = [c._copy() for c in table.columns if (table.name, c.name) not in _V2_COLUMNS]
+            uniques = [
+                UniqueConstraint(*(col.name for col in constraint.columns), name=constraint.name)
+                for constraint in list(table.constraints)
+                if isinstance(constraint, UniqueConstraint)
+            ]
+            v1 = Table(table.name, MetaData(), *columns, *uniques)
+            for index in list(table.indexes):
+                Index(index.name, *(v1.c[col.name] for col in index.columns))
+            v1.create(sync)
+
+    await conn.run_sync(create)
 
 
-UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1]
+async def _v2(conn: AsyncConnection) -> None:
+    await conn.execute(text("ALTER TABLE cursors ADD COLUMN last_poll_at FLOAT"))
+    await conn.execute(text("ALTER TABLE ledger ADD COLUMN claimed_by VARCHAR(120)"))
+    await conn.run_sync(lambda sync: leases.create(sync))
+
+
+UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2]
 LATEST = len(UPGRADES)

@@ -6,19 +6,28 @@ One set of SQLAlchemy Core queries serves both; the only dialect-specific piece 
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
-from sqlalchemy import and_, event, func, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, ThreadKey
-from smsbridge.store.schema import LATEST, UPGRADES, cursors, ledger, schema_version, threads
+from smsbridge.store.schema import (
+    LATEST,
+    UPGRADES,
+    cursors,
+    leases,
+    ledger,
+    schema_version,
+    threads,
+)
 
 PENDING, POSTING, POSTED, FAILED, UNROUTED = "pending", "posting", "posted", "failed", "unrouted"
 STATES = (PENDING, POSTING, POSTED, FAILED, UNROUTED)
@@ -31,6 +40,7 @@ class LedgerRow:
     channel: str
     sms: InboundSms
     claimed_at: float | None
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,7 @@ def async_url(url: str) -> str:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._lock_file: TextIO | None = None
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod
@@ -83,6 +94,96 @@ class Store:
 
     async def close(self) -> None:
         await self._engine.dispose()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return str(self._engine.dialect.name)
+
+    def lock_for_single_writer(self) -> None:
+        """SQLite cannot coordinate several processes: make sure this is the only `run`.
+
+        PostgreSQL needs no such lock; replicas coordinate through the lease table.
+        """
+        if self._engine.dialect.name != "sqlite" or self._lock_file is not None:
+            return
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            return
+        lock = open(f"{database}.lock", "a")  # noqa: SIM115 - held open for the process's life
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreError(
+                f"another smsbridge process is already running on the SQLite database {database}. "
+                "SQLite cannot coordinate several processes: run one, or use PostgreSQL for "
+                "replicas (SMSBRIDGE_DATABASE_URL=postgresql://user@host/db)"
+            ) from None
+        self._lock_file = lock
+
+    # -- leases: which replica polls an account ------------------------------------------------
+
+    def _db_now(self) -> Any:
+        """The database's clock in epoch seconds: one clock for every replica, no skew."""
+        if self._engine.dialect.name == "postgresql":
+            return func.extract("epoch", func.clock_timestamp())
+        return (func.julianday("now") - 2440587.5) * 86400.0
+
+    async def acquire_lease(self, account: str, holder: str, ttl: float) -> bool:
+        """Take or renew the lease on `account` for `ttl` seconds; False if another holds it."""
+        async with self._engine.begin() as conn:
+            now = float((await conn.execute(select(self._db_now()))).scalar_one())
+            await conn.execute(
+                self._insert(leases)
+                .values(account=account, holder=holder, expires_at=now + ttl)
+                .on_conflict_do_nothing(index_elements=["account"])
+            )
+            result = await conn.execute(
+                update(leases)
+                .where(
+                    leases.c.account == account,
+                    or_(leases.c.holder == holder, leases.c.expires_at < now),
+                )
+                .values(holder=holder, expires_at=now + ttl)
+            )
+            return result.rowcount == 1
+
+    async def release_lease(self, account: str, holder: str) -> None:
+        """Give the lease up now, so another replica takes over at once."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(leases)
+                .where(leases.c.account == account, leases.c.holder == holder)
+                .values(expires_at=0.0)
+            )
+
+    async def lease_holder(self, account: str) -> str | None:
+        async with self._engine.connect() as conn:
+            now = float((await conn.execute(select(self._db_now()))).scalar_one())
+            row = await conn.execute(
+                select(leases.c.holder).where(
+                    leases.c.account == account, leases.c.expires_at >= now
+                )
+            )
+            return row.scalar_one_or_none()
+
+    async def record_poll(self, account: str) -> None:
+        """A poll of `account` succeeded (seen by every replica's readiness and status)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(cursors).where(cursors.c.account == account).values(last_poll_at=time.time())
+            )
+
+    async def last_poll(self, account: str) -> float | None:
+        async with self._engine.connect() as conn:
+            row = await conn.execute(
+                select(cursors.c.last_poll_at).where(cursors.c.account == account)
+            )
+            return row.scalar_one_or_none()
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -193,8 +294,12 @@ class Store:
             )
             return [_ledger_row(row._mapping) for row in rows]
 
-    async def claim(self, account: str, document_id: str) -> float | None:
-        """pending -> posting. Returns the claim time, or None if the row was not pending."""
+    async def claim(self, account: str, document_id: str, holder: str = "") -> float | None:
+        """pending -> posting. Returns the claim time, or None if the row was not pending.
+
+        The conditional update is the guard against two replicas ever posting the same SMS:
+        only one of them can move the row out of `pending`.
+        """
         now = time.time()
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -204,7 +309,7 @@ class Store:
                     ledger.c.document_id == document_id,
                     ledger.c.state == PENDING,
                 )
-                .values(state=POSTING, claimed_at=now)
+                .values(state=POSTING, claimed_at=now, claimed_by=holder)
             )
             return now if result.rowcount == 1 else None
 
@@ -352,6 +457,7 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         channel=mapping["channel"],
         sms=sms,
         claimed_at=mapping["claimed_at"],
+        claimed_by=mapping["claimed_by"],
     )
 
 

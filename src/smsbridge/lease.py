@@ -1,0 +1,88 @@
+"""LeaseKeeper: at most one replica polls (and posts for) a provider account at a time.
+
+The lease is a row with an expiry measured on the database's clock. The holder renews it three
+times per lease period; when the holder dies, its lease runs out and another replica's next
+renewal takes it: within two lease periods of the death. A graceful stop gives it up at once.
+Should two replicas ever overlap (a paused process resuming), the ledger's conditional claim
+still lets only one of them post each SMS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+
+from smsbridge.stopping import Stopped, StopSignal
+from smsbridge.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def replica_id() -> str:
+    """Who we are in leases and claims: host, process and a random part (pids repeat)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        store: Store,
+        account: str,
+        holder: str,
+        ttl: float,
+        stop: StopSignal,
+        on_gain: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._account = account
+        self.holder = holder
+        self._ttl = ttl
+        self._stop = stop
+        self._on_gain = on_gain
+        self.held = False
+        self._failing = False
+
+    async def renew(self) -> bool:
+        """Take or renew the lease once; on gaining it, recover and deliver what is waiting."""
+        try:
+            held = await self._store.acquire_lease(self._account, self.holder, self._ttl)
+        except Exception as error:  # the database is unreachable: we cannot hold anything
+            if not self._failing:
+                log.error("cannot renew the polling lease of %s: %s", self._account, error)
+            self._failing, held = True, False
+        else:
+            self._failing = False
+        if held and not self.held:
+            log.info("this replica now polls %s", self._account)
+            self.held = True
+            await self._on_gain()
+        elif not held and self.held:
+            log.warning(
+                "this replica lost the polling lease of %s; another one polls it", self._account
+            )
+            self.held = False
+        return self.held
+
+    async def run(self) -> None:
+        """Renew until the service stops, then give the lease up."""
+        try:
+            while True:
+                await self.renew()
+                await self._stop.sleep(self._ttl / 3)
+        except Stopped:
+            pass
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        """Give the lease up now, so another replica takes over at once."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            await self._store.release_lease(self._account, self.holder)
+        except Exception as error:
+            log.warning("could not release the polling lease (%s); it expires by itself", error)
