@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from conftest import OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
-from processes import bridge_env, finish, smsbridge, wait_ready
+from processes import bridge_env, finish, free_port, smsbridge, wait_ready
 from smsbridge.sim.provider import Account
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
@@ -197,3 +197,33 @@ async def test_history_in_the_terminal_explains_a_bad_time(served: Served, tmp_p
     )
     assert code == 2
     assert "can't read `soonish`" in out
+
+
+async def test_an_unreachable_database_stops_run_with_exit_2_and_the_fix(
+    served: Served, tmp_path: Path
+) -> None:
+    env = bridge_env(
+        served, tmp_path, SMSBRIDGE_DATABASE_URL="postgresql://smsbridge:s3cret@127.0.0.1:1/none"
+    )
+    code, out, err = await finish(await smsbridge("run", env=env))
+    assert code == 2
+    assert "cannot use the database" in err
+    assert "SMSBRIDGE_DATABASE_URL" in err
+    assert "Traceback" not in err + out
+    assert "s3cret" not in err + out
+
+
+async def test_a_second_run_on_one_sqlite_file_is_refused_with_the_fix(
+    served: Served, tmp_path: Path
+) -> None:
+    env = bridge_env(served, tmp_path)
+    first = await smsbridge("run", env=env)
+    try:
+        await asyncio.wait_for(wait_ready(env["PORT"], first), 30)
+        code, out, err = await finish(await smsbridge("run", env={**env, "PORT": str(free_port())}))
+        assert code == 2
+        assert "SQLite cannot coordinate several processes" in err
+        assert "Traceback" not in err + out
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert (await finish(first))[0] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +109,82 @@ async def test_a_database_newer_than_the_code_is_refused(store: Store) -> None:
         await conn.execute(update(schema_version).values(version=LATEST + 1))
     with pytest.raises(StoreError, match="newer than this smsbridge"):
         await store.upgrade()
+
+
+async def test_one_lease_holder_at_a_time_and_takeover_after_expiry(store: Store) -> None:
+    assert await store.acquire_lease(ACCOUNT, "a", ttl=0.5)
+    assert not await store.acquire_lease(ACCOUNT, "b", ttl=0.5)
+    assert await store.acquire_lease(ACCOUNT, "a", ttl=0.5)  # renewal
+    assert await store.lease_holder(ACCOUNT) == "a"
+    # Expiry is judged by the database's clock: wait until it says the lease is over.
+    while await store.lease_holder(ACCOUNT) is not None:  # noqa: ASYNC110 - a clock, no event
+        await asyncio.sleep(0.05)
+    assert await store.acquire_lease(ACCOUNT, "b", ttl=30)
+    assert not await store.acquire_lease(ACCOUNT, "a", ttl=30)
+
+
+async def test_a_released_lease_is_taken_at_once(store: Store) -> None:
+    assert await store.acquire_lease(ACCOUNT, "a", ttl=60)
+    await store.release_lease(ACCOUNT, "b")  # not b's to release
+    assert not await store.acquire_lease(ACCOUNT, "b", ttl=60)
+    await store.release_lease(ACCOUNT, "a")
+    assert await store.acquire_lease(ACCOUNT, "b", ttl=60)
+
+
+async def test_leases_are_per_account(store: Store) -> None:
+    assert await store.acquire_lease(ACCOUNT, "a", ttl=60)
+    assert await store.acquire_lease("other@reseller", "b", ttl=60)
+
+
+async def test_the_last_poll_is_shared(store: Store) -> None:
+    await store.ingest(ACCOUNT, [], [], 10)
+    assert await store.last_poll(ACCOUNT) is None
+    await store.record_poll(ACCOUNT)
+    assert await store.last_poll(ACCOUNT) is not None
+
+
+async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) -> None:
+    from smsbridge.store import schema
+
+    opened = Store.open(database_url)
+    try:
+        # Bring a fresh database to version 1 only, as the first release left it ...
+        async with opened._engine.begin() as conn:
+            await conn.run_sync(lambda sync: schema.schema_version.create(sync))
+            await conn.execute(schema.schema_version.insert().values(version=1))
+            await schema.UPGRADES[0](conn)
+            await conn.execute(
+                schema.ledger.insert().values(
+                    account=ACCOUNT,
+                    document_id="old",
+                    state="posted",
+                    channel="C1",
+                    sender="614",
+                    sms_timestamp=5,
+                    text="from v1",
+                    received_at=1.0,
+                )  # fmt: skip
+            )
+        # ... then upgrade it.
+        assert await opened.upgrade() == (1, LATEST)
+        assert await opened.delivered(ACCOUNT) == [("old", "C1", None)]
+        assert await opened.acquire_lease(ACCOUNT, "a", ttl=5)
+    finally:
+        await opened.close()
+
+
+def test_sqlite_refuses_a_second_writer_process_with_the_fix(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        first = Store.open(f"sqlite:///{tmp_path / 'one.db'}")
+        second = Store.open(f"sqlite:///{tmp_path / 'one.db'}")
+        try:
+            first.lock_for_single_writer()
+            with pytest.raises(StoreError, match="SMSBRIDGE_DATABASE_URL=postgresql://"):
+                second.lock_for_single_writer()
+            await first.close()
+            second.lock_for_single_writer()  # free again once the first is gone
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(scenario())

@@ -112,7 +112,7 @@ class Bridge:
             may_poll=lambda: keeper.held,
         )
         keeper = LeaseKeeper(
-            store, settings.account, holder, max(1.0, settings.poll_interval), stop, delivery.kick
+            store, settings.account, holder, settings.poll_interval, stop, delivery.kick
         )
         return cls(settings, store, provider, slack, delivery, poller, keeper)
 

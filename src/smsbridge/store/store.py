@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
@@ -29,6 +30,7 @@ from smsbridge.store.schema import (
     threads,
 )
 
+_UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
 PENDING, POSTING, POSTED, FAILED, UNROUTED = "pending", "posting", "posted", "failed", "unrouted"
 STATES = (PENDING, POSTING, POSTED, FAILED, UNROUTED)
 
@@ -192,7 +194,34 @@ class Store:
             return await _version(conn)
 
     async def upgrade(self) -> tuple[int, int]:
-        """Bring the schema to the latest version; returns (before, after)."""
+        """Bring the schema to the latest version; returns (before, after).
+
+        Replicas starting together would race to create the same tables, so on PostgreSQL the
+        whole upgrade runs under an advisory lock: the first upgrades, the others then find the
+        schema current.
+        """
+        try:
+            async with self._engine.connect() as guard:
+                if self.dialect == "postgresql":
+                    await guard.execute(
+                        text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK}
+                    )
+                try:
+                    return await self._upgrade_steps()
+                finally:
+                    if self.dialect == "postgresql":
+                        await guard.execute(
+                            text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK}
+                        )
+        except (OSError, OperationalError, InterfaceError) as error:
+            where = self._engine.url.render_as_string(hide_password=True)
+            reason = getattr(error, "orig", None) or error
+            raise StoreError(
+                f"cannot use the database {where}: {reason}. Check SMSBRIDGE_DATABASE_URL and "
+                "that the database server is running."
+            ) from None
+
+    async def _upgrade_steps(self) -> tuple[int, int]:
         async with self._engine.begin() as conn:
             before = await _version(conn, create=True)
         if before > LATEST:
