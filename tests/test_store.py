@@ -163,7 +163,7 @@ async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) 
                     sms_timestamp=5,
                     text="from v1",
                     received_at=1.0,
-                )  # fmt: skip
+                )
             )
         # ... then upgrade it.
         assert await opened.upgrade() == (1, LATEST)
