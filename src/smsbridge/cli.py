@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -47,14 +48,24 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
+class LogFormat(StrEnum):
+    console = "console"
+    json = "json"
+
+
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    log_format: Annotated[
+        LogFormat, typer.Option(help="console: readable lines; json: one JSON object per line.")
+    ] = LogFormat.console,
+) -> None:
     """Poll the SMS provider and post new SMS to Slack; serve HTTP on $PORT."""
     from smsbridge.logs import setup_logging
     from smsbridge.service import Service
 
     settings = _settings(config)
-    setup_logging()
+    setup_logging(log_format=log_format.value)
     raise typer.Exit(asyncio.run(Service(settings).run()))
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from smsbridge.alerts import AlertRule, alert_for
 from smsbridge.backoff import Backoff
 from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
+from smsbridge.metrics import Metrics
 from smsbridge.models import ThreadKey
 from smsbridge.slack.poster import SlackPoster
 from smsbridge.slack.render import render
@@ -46,6 +47,7 @@ class Delivery:
         holder: str = "",
         in_doubt_grace: float = 0.0,
         may_deliver: Callable[[], bool] = lambda: True,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._poster = poster
@@ -60,6 +62,7 @@ class Delivery:
         # store proves no other process can exist (SQLite's single-writer lock).
         self._grace = in_doubt_grace
         self._may_deliver = may_deliver
+        self._metrics = metrics or Metrics()
         self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -68,6 +71,9 @@ class Delivery:
         """Make sure every channel with waiting SMS has a worker."""
         if self._stop.is_set() or not self._may_deliver():
             return
+        self._metrics.backlog.labels(self._account).set(
+            await self._store.backlog_size(self._account)
+        )
         for channel in await self._store.backlog_channels(self._account):
             self._dirty.add(channel)
             worker = self._workers.get(channel)
@@ -129,6 +135,7 @@ class Delivery:
             except SlackRejectedError as error:
                 self.last_error = f"{row.channel}: {error.reason}"
                 await self._store.mark_failed(self._account, row.sms.document_id, error.reason)
+                self._metrics.failed.labels(self._account).inc()
                 log.error(
                     "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
                     row.sms.document_id,
@@ -168,3 +175,5 @@ class Delivery:
         )
         await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
         self.last_error = None
+        self._metrics.bridged.labels(self._account).inc()
+        self._metrics.lag.labels(self._account).observe(max(0.0, time.time() - sms.timestamp))

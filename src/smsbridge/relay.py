@@ -19,7 +19,8 @@ from typing import Protocol
 
 from smsbridge.backoff import Backoff
 from smsbridge.delivery import Delivery
-from smsbridge.errors import ProviderRejectedError, ProviderTransientError
+from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
+from smsbridge.metrics import Metrics
 from smsbridge.models import Page
 from smsbridge.provider.cursor import Stall, initial_since, next_step
 from smsbridge.store.store import Store
@@ -57,6 +58,7 @@ class Poller:
         rejected_retry: float = 300.0,
         clock: Callable[[], float] = time.time,
         may_poll: Callable[[], bool] = lambda: True,
+        metrics: Metrics | None = None,
     ) -> None:
         self._account = account
         self._fetcher = fetcher
@@ -68,6 +70,7 @@ class Poller:
         self._rejected_retry = rejected_retry
         self._clock = clock
         self._may_poll = may_poll
+        self._metrics = metrics or Metrics()
         self._backoff = Backoff(base=poll_interval, cap=max(60.0, poll_interval))
         self._not_before = 0.0
         self._rejection: int | None = None  # provider status we last told the operator about
@@ -104,6 +107,7 @@ class Poller:
         try:
             report = await self.poll_once()
         except ProviderRejectedError as error:
+            self._count_error("rejected")
             self.last_error = str(error)
             self._not_before = now + self._rejected_retry
             if self._rejection != error.status:  # say it once, not every retry
@@ -111,14 +115,22 @@ class Poller:
                 log.error("%s Retrying every %.0fs until fixed.", error, self._rejected_retry)
             return
         except ProviderTransientError as error:
+            cause = "malformed" if isinstance(error, MalformedPageError) else "transient"
+            self._count_error(cause)
             self.last_error = str(error)
             delay = self._backoff.next_delay()
             self._not_before = now + delay
-            log.warning("poll failed: %s; next try in %.1fs", error, delay)
+            log.warning(
+                "poll failed: %s; next try in %.1fs",
+                error,
+                delay,
+                extra={"cause": cause, "retry_in": round(delay, 1)},
+            )
             return
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a bug: keep the process up, retry slowly, say it loudly
+            self._count_error("unexpected")
             self.last_error = f"unexpected error: {error}"
             self._not_before = now + self._backoff.next_delay()
             log.exception("poll failed unexpectedly")
@@ -130,14 +142,24 @@ class Poller:
         self.last_error = None
         self.last_success = self._clock()
         await self._store.record_poll(self._account)
-        if report.new:
-            log.info(
-                "poll: %d new SMS (%d unrouted) in %d page(s); cursor %d",
-                report.new,
-                report.unrouted,
-                report.pages,
-                report.since,
-            )
+        self._metrics.polls.labels(self._account).inc()
+        log.info(
+            "poll: %d new SMS (%d unrouted) in %d page(s)",
+            report.new,
+            report.unrouted,
+            report.pages,
+            extra={
+                "account": self._account,
+                "pages": report.pages,
+                "fetched": report.fetched,
+                "new": report.new,
+                "unrouted": report.unrouted,
+                "cursor": report.since,
+            },
+        )
+
+    def _count_error(self, cause: str) -> None:
+        self._metrics.poll_errors.labels(self._account, cause).inc()
 
     async def poll_once(self) -> CycleReport:
         """Read every page the cursor rules ask for into the ledger, then wake delivery."""
@@ -167,13 +189,13 @@ class Poller:
             for sms in fresh:
                 if self._channel_for(sms.recipient) is None:
                     report.unrouted += 1
+                    self._metrics.unrouted.labels(self._account).inc()
                     self._log_unrouted(sms.recipient)
             self._log_stall(step.stall, step.stalled_second)
             since = report.since = step.next_since
             if not step.fetch_more:
                 break
-        if report.new:
-            await self._delivery.kick()
+        await self._delivery.kick()  # also picks up replayed or left-over SMS
         return report
 
     def _log_unrouted(self, recipient: str | None) -> None:

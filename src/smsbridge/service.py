@@ -27,6 +27,7 @@ from smsbridge.delivery import Delivery
 from smsbridge.embedded_server import EmbeddedServer
 from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.lease import LeaseKeeper, replica_id
+from smsbridge.metrics import Metrics
 from smsbridge.provider.client import ProviderClient
 from smsbridge.relay import Poller
 from smsbridge.slack.answers import Status, start_of_utc_day
@@ -54,6 +55,7 @@ class Bridge:
     delivery: Delivery
     poller: Poller
     keeper: LeaseKeeper
+    metrics: Metrics
     commands: SmsCommand = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,10 +89,16 @@ class Bridge:
             settings.slack.timeout,
         )
         holder = replica_id()
+        metrics = Metrics()
         keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
+        poster = SlackPoster(
+            slack,
+            sleep=stop.sleep,
+            on_rate_limited=lambda channel: metrics.slack_429.labels(channel).inc(),
+        )
         delivery = Delivery(
             store,
-            SlackPoster(slack, sleep=stop.sleep),
+            poster,
             settings.account,
             stop,
             thread_idle_hours=settings.thread_idle_hours,
@@ -100,6 +108,7 @@ class Bridge:
             # SQLite: start() takes the single-writer lock, so no other process can be posting.
             in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
             may_deliver=lambda: keeper.held,
+            metrics=metrics,
         )
         poller = Poller(
             settings.account,
@@ -110,11 +119,12 @@ class Bridge:
             poll_interval=settings.poll_interval,
             initial_lookback=settings.initial_lookback,
             may_poll=lambda: keeper.held,
+            metrics=metrics,
         )
         keeper = LeaseKeeper(
             store, settings.account, holder, settings.poll_interval, stop, delivery.kick
         )
-        return cls(settings, store, provider, slack, delivery, poller, keeper)
+        return cls(settings, store, provider, slack, delivery, poller, keeper, metrics)
 
     async def start(self) -> None:
         """Schema up to date, the database ours to write, Slack accepting our token, and a first
@@ -180,7 +190,10 @@ class Service:
             bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
         )
         web = build_web_app(
-            poller.ready, lambda: poller.last_error, (EVENTS_PATH, http_endpoint(bolt))
+            poller.ready,
+            lambda: poller.last_error,
+            bridge.metrics.exposition,
+            (EVENTS_PATH, http_endpoint(bolt)),
         )
         socket_mode = None
         if slack_settings.app_token is not None:

@@ -1,9 +1,10 @@
-"""The HTTP side of `smsbridge run`: health, readiness and Slack's requests."""
+"""The HTTP side of `smsbridge run`: health, readiness, metrics and Slack's requests."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,6 +14,7 @@ from starlette.routing import Route
 def build_web_app(
     ready: Callable[[], Awaitable[bool]],
     last_error: Callable[[], str | None],
+    metrics: Callable[[], bytes],
     slack_events: tuple[str, Callable[[Request], Awaitable[Response]]] | None = None,
 ) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
@@ -26,7 +28,14 @@ def build_web_app(
             status_code=503,
         )
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
     if slack_events is not None:
         path, endpoint = slack_events
         routes.append(Route(path, endpoint, methods=["POST"]))

@@ -62,9 +62,15 @@ def classify(error: SlackApiError, channel: str) -> Exception:
 
 
 class SlackPoster:
-    def __init__(self, client: AsyncWebClient, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        sleep: Sleep = asyncio.sleep,
+        on_rate_limited: Callable[[str], None] = lambda channel: None,
+    ) -> None:
         self._client = client
         self._sleep = sleep
+        self._on_rate_limited = on_rate_limited
         self._not_before: dict[str, float] = {}  # channel -> monotonic time of the next call
 
     async def post(
@@ -144,7 +150,13 @@ class SlackPoster:
                 response = error.response
                 if response.status_code == 429:
                     delay = _retry_after(response)
-                    log.warning("Slack rate-limits channel %s: waiting %.1fs", channel, delay)
+                    self._on_rate_limited(channel)
+                    log.warning(
+                        "Slack rate-limits channel %s: waiting %.1fs",
+                        channel,
+                        delay,
+                        extra={"channel": channel, "retry_after": delay},
+                    )
                     self._not_before[channel] = time.monotonic() + delay
                     continue
                 if response.get("error") == "not_in_channel" and not joined:

@@ -308,6 +308,16 @@ class Store:
             )
             return sorted(row[0] for row in rows)
 
+    async def backlog_size(self, account: str) -> int:
+        """How many SMS wait to be posted (or have a post in doubt)."""
+        async with self._engine.connect() as conn:
+            count = await conn.execute(
+                select(func.count()).where(
+                    ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))
+                )
+            )
+            return int(count.scalar_one())
+
     async def backlog(self, account: str, channel: str, limit: int = 50) -> list[LedgerRow]:
         """The oldest SMS waiting for `channel`, in arrival order."""
         async with self._engine.connect() as conn:

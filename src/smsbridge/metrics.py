@@ -1,0 +1,58 @@
+"""Prometheus metrics, one registry per running bridge (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LAG_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.polls = Counter(
+            "smsbridge_polls", "Successful poll cycles.", ["account"], registry=self.registry
+        )
+        self.poll_errors = Counter(
+            "smsbridge_poll_errors",
+            "Failed poll cycles, by cause (transient, rejected, malformed, unexpected).",
+            ["account", "cause"],
+            registry=self.registry,
+        )
+        self.bridged = Counter(
+            "smsbridge_messages_bridged",
+            "SMS posted to Slack.",
+            ["account"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "smsbridge_messages_failed",
+            "SMS Slack refused (archived or missing channel, ...).",
+            ["account"],
+            registry=self.registry,
+        )
+        self.unrouted = Counter(
+            "smsbridge_messages_unrouted",
+            "SMS to a number with no route and no default route.",
+            ["account"],
+            registry=self.registry,
+        )
+        self.slack_429 = Counter(
+            "smsbridge_slack_rate_limited",
+            "Slack 429 answers.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            "smsbridge_delivery_lag_seconds",
+            "Time from the SMS's timestamp to its post in Slack.",
+            ["account"],
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "smsbridge_backlog", "SMS waiting to be posted.", ["account"], registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
