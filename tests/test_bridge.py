@@ -368,3 +368,54 @@ async def test_a_per_channel_rate_limit_is_obeyed_and_the_backlog_drains(
     assert limited, "the test never hit the rate limit"
     for at, channel in limited:  # Retry-After is 1s: nothing to that channel before it elapsed
         assert not [t for t, ch, _ in posts if ch == channel and at < t < at + 1.0]
+
+
+async def test_a_bridge_quiet_for_longer_than_retention_does_not_repost(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    harness = await make_harness()
+    served.provider.add(ALICE, "the last SMS for a month")
+    await harness.cycle()
+    await harness.bridge.store.prune(
+        harness.bridge.settings.account, before=time.time() + 86400 * 365
+    )
+    await harness.cycle()  # re-reads the last second, as every poll does
+    assert posted_texts(served, OPS) == ["the last SMS for a month"]
+
+
+async def test_replay_posts_failed_sms_once_the_channel_is_fixed(
+    served: Served,
+    make_harness,  # type: ignore[no-untyped-def]
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from processes import bridge_env, finish, smsbridge
+
+    served.slack.channels[OPS].archived = True
+    harness = await make_harness()
+    served.provider.add(ALICE, "waited for the fix")
+    await harness.cycle()
+    assert (await harness.bridge.store.counts(harness.bridge.settings.account))["failed"] == 1
+    served.slack.channels[OPS].archived = False
+    code, out, err = await finish(
+        await smsbridge("replay", "--failed", env=bridge_env(served, tmp_path))
+    )
+    assert code == 0, err
+    assert out.startswith("1 SMS queued")
+    await harness.cycle()
+    assert posted_texts(served, OPS) == ["waited for the fix"]
+
+
+async def test_replay_unrouted_after_adding_a_route(served: Served, make_harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from processes import bridge_env, finish, smsbridge
+
+    harness = await make_harness(routes={OPS_LINE: OPS})
+    served.provider.add(ALICE, "to a new line", recipient=OTHER_LINE)
+    await harness.cycle()
+    env = bridge_env(
+        served, tmp_path, SMSBRIDGE_ROUTES=f'{{"{OPS_LINE}": "{OPS}", "{OTHER_LINE}": "{INBOX}"}}'
+    )
+    code, out, err = await finish(await smsbridge("replay", "--unrouted", env=env))
+    assert code == 0, err
+    assert out.startswith("1 SMS queued")
+    await harness.cycle()
+    assert posted_texts(served, INBOX) == ["to a new line"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -188,3 +189,42 @@ def test_sqlite_refuses_a_second_writer_process_with_the_fix(tmp_path: Path) -> 
             await second.close()
 
     asyncio.run(scenario())
+
+
+async def test_retention_forgets_old_posted_and_unrouted_but_never_what_the_cursor_rereads(
+    store: Store,
+) -> None:
+    await store.ingest(
+        ACCOUNT, [sms("old", 100), sms("lost", 100), sms("bad", 100)], ["C1", None, "C1"], 0
+    )
+    await store.mark_failed(ACCOUNT, "bad", "is_archived")
+    await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199)  # cursor 199 re-reads second 200
+    for document_id in ("old", "newest"):
+        await store.claim(ACCOUNT, document_id)
+        [row] = [r for r in await store.backlog(ACCOUNT, "C1") if r.sms.document_id == document_id]
+        await store.confirm(
+            ACCOUNT, row, f"{document_id}.1", ThreadKey("C1", "614", document_id), "t"
+        )
+    removed, idle = await store.prune(ACCOUNT, before=time.time() + 1)
+    assert removed == 2  # "old" (posted) and "lost" (unrouted)
+    assert idle == 2
+    left = {r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")}
+    assert left == set()
+    assert (await store.counts(ACCOUNT))["failed"] == 1  # kept until replayed
+    # the SMS the cursor still re-reads is remembered, so it is not taken for new
+    assert await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199) == []
+
+
+async def test_replay_queues_failed_and_newly_routed_sms(store: Store) -> None:
+    await store.ingest(ACCOUNT, [sms("bad"), sms("lost")], ["C1", None], 0)
+    await store.mark_failed(ACCOUNT, "bad", "is_archived")
+    queued, left = await store.replay(
+        ACCOUNT, failed=True, unrouted=True, channel_for=lambda _: None
+    )
+    assert (queued, left) == (1, 1)
+    queued, left = await store.replay(
+        ACCOUNT, failed=True, unrouted=True, channel_for=lambda _: "C2"
+    )
+    assert (queued, left) == (1, 0)
+    assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")} == {"bad"}
+    assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C2")} == {"lost"}

@@ -146,6 +146,50 @@ def db_upgrade(config: ConfigOption = None) -> None:
     )
 
 
+@app.command()
+def replay(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="SMS that Slack refused (e.g. archived channel).")
+    ] = False,
+    unrouted: Annotated[
+        bool,
+        typer.Option("--unrouted", help="SMS without a route that the current routes now cover."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Queue SMS to be posted again, once their channel (or route) is fixed.
+
+    The running bridge posts them within one poll interval.
+    """
+    from smsbridge.store.store import Store
+
+    if not (failed or unrouted):
+        err.print(
+            "smsbridge replay: say what to replay: --failed, --unrouted or both", markup=False
+        )
+        raise typer.Exit(2)
+    settings = _settings(config)
+
+    async def queue() -> tuple[int, int]:
+        store = Store.open(settings.database_url)
+        try:
+            await store.upgrade()
+            return await store.replay(
+                settings.account, failed=failed, unrouted=unrouted, channel_for=settings.channel_for
+            )
+        finally:
+            await store.close()
+
+    try:
+        queued, left = asyncio.run(queue())
+    except StoreError as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    print(f"{queued} SMS queued; the running bridge posts them within one poll interval.")
+    if left:
+        print(f'{left} SMS still match no route: add their numbers (or "*") to SMSBRIDGE_ROUTES.')
+
+
 @sim_app.command("provider")
 def sim_provider(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=5.0, ge=0.5)
     initial_lookback: int = Field(default=900, ge=0)
     thread_idle_hours: float = Field(default=24.0, gt=0)
+    retention_days: int = Field(default=30, ge=1)
     routes: dict[str, str]
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     default_region: str = Field(default="AU", min_length=2, max_length=2)

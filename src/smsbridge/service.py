@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import uvicorn
@@ -136,6 +136,27 @@ class Bridge:
         await _check_slack_auth(self.slack)
         await self.keeper.renew()
 
+    async def prune(self) -> None:
+        """Retention: keep the database from growing without bound (the lease holder only)."""
+        if not self.keeper.held:
+            return
+        days = self.settings.retention_days
+        try:
+            removed, idle = await self.store.prune(
+                self.settings.account, time.time() - days * 86400
+            )
+        except Exception as error:  # retried at the next run of the job
+            log.warning("retention failed: %s", error, extra={"cause": "database"})
+            return
+        if removed or idle:
+            log.info(
+                "retention: forgot %d SMS and %d idle threads older than %d days",
+                removed,
+                idle,
+                days,
+                extra={"pruned_sms": removed, "pruned_threads": idle},
+            )
+
     async def aclose(self) -> None:
         await self.provider.aclose()
         await self.store.close()
@@ -185,6 +206,15 @@ class Service:
             coalesce=True,
             next_run_time=datetime.now(UTC),
             id="poll",
+        )
+        scheduler.add_job(
+            bridge.prune,
+            "interval",
+            hours=1,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+            id="retention",
         )
         bolt = build_bolt_app(
             bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands

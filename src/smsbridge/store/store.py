@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from sqlalchemy import and_, event, func, or_, select, text, update
+from sqlalchemy import and_, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -455,6 +455,77 @@ class Store:
                 )
             )
             return int(count.scalar_one())
+
+    async def prune(self, account: str, before: float) -> tuple[int, int]:
+        """Forget posted and unrouted SMS received before `before`, and threads idle since then.
+
+        Returns (SMS, threads) removed. Failed SMS are kept until replayed. Only SMS older than
+        the cursor go: the cursor re-reads its newest second on every poll, so an SMS at or
+        after it must stay in the ledger to be recognised; anything before it can never be
+        fetched again, so forgetting it cannot cause a second post.
+        """
+        async with self._engine.begin() as conn:
+            since = (
+                await conn.execute(select(cursors.c.since).where(cursors.c.account == account))
+            ).scalar_one_or_none()
+            if since is None:
+                return 0, 0
+            removed = await conn.execute(
+                delete(ledger).where(
+                    ledger.c.account == account,
+                    ledger.c.state.in_((POSTED, UNROUTED)),
+                    ledger.c.received_at < before,
+                    ledger.c.sms_timestamp < since,
+                )
+            )
+            idle = await conn.execute(
+                delete(threads).where(
+                    threads.c.account == account, threads.c.last_sms_timestamp < before
+                )
+            )
+            return removed.rowcount, idle.rowcount
+
+    async def replay(
+        self,
+        account: str,
+        *,
+        failed: bool,
+        unrouted: bool,
+        channel_for: Callable[[str | None], str | None],
+    ) -> tuple[int, int]:
+        """Queue failed SMS (and unrouted ones that now have a route) to be posted again.
+
+        Returns (queued, still unrouted).
+        """
+        queued = still_unrouted = 0
+        async with self._engine.begin() as conn:
+            if failed:
+                result = await conn.execute(
+                    update(ledger)
+                    .where(ledger.c.account == account, ledger.c.state == FAILED)
+                    .values(
+                        state=PENDING, reason=None, claimed_at=None, claimed_by=None, done_at=None
+                    )
+                )
+                queued += result.rowcount
+            if unrouted:
+                rows = await conn.execute(
+                    select(ledger.c.seq, ledger.c.recipient).where(
+                        ledger.c.account == account, ledger.c.state == UNROUTED
+                    )
+                )
+                for seq, recipient in rows.all():
+                    channel = channel_for(recipient)
+                    if channel is None:
+                        still_unrouted += 1
+                        continue
+                    await conn.execute(
+                        update(ledger)
+                        .where(ledger.c.seq == seq)
+                        .values(state=PENDING, channel=channel)
+                    )
+                    queued += 1
+        return queued, still_unrouted
 
     async def delivered(self, account: str) -> list[tuple[str, str, str]]:
         """(document_id, channel, slack_ts) of every posted SMS, in arrival order."""
