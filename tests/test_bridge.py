@@ -419,3 +419,29 @@ async def test_replay_unrouted_after_adding_a_route(served: Served, make_harness
     assert out.startswith("1 SMS queued")
     await harness.cycle()
     assert posted_texts(served, INBOX) == ["to a new line"]
+
+
+async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
+    served: Served,
+    make_harness,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = await make_harness()
+    for i in range(25):
+        served.provider.add(ALICE if i % 2 else BOB, f"backlog {i}")
+    served.provider.add(ALICE, "just one", recipient=OTHER_LINE)
+    with caplog.at_level(logging.INFO):
+        await harness.cycle()
+    ops = served.slack.channels[OPS].messages
+    assert (
+        ops[0]["text"]
+        == ":hourglass_flowing_sand: catching up 25 SMS received while the bridge was offline"
+    )
+    assert "metadata" in ops[0]
+    assert ops[0]["metadata"]["event_type"] == "sms_catch_up"
+    assert len(served.slack.document_ids()) == 26  # the notice is no SMS
+    assert [
+        m["text"] for m in served.slack.channels[INBOX].messages if "catching up" in m["text"]
+    ] == []
+    progress = [r for r in caplog.records if r.getMessage().startswith("catching up in C0OPS")]
+    assert progress[-1].getMessage() == "catching up in C0OPS: 25 of 25 SMS posted"

@@ -31,7 +31,7 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
     await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
     served.provider.add(ALICE, "measure me")
     served.provider.add(ALICE, "and me", recipient="61499999999")
-    await asyncio.wait_for(served.slack.wait_for_posts(2), 30)
+    await asyncio.wait_for(served.slack.wait_for_sms(2), 30)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
         for _ in range(200):  # until the confirms are counted
             metrics = samples((await client.get("/metrics")).text)

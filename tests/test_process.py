@@ -48,7 +48,7 @@ async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
         assert (await client.get("/healthz")).json() == {"status": "alive"}
     sms = served.provider.add(ALICE, "in flight at shutdown")
-    await asyncio.wait_for(served.slack.wait_for_posts(1), 30)
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
     process.send_signal(signal.SIGTERM)  # while Slack has not answered yet
     code, _, err = await finish(process)
     assert code == 0, err
@@ -81,12 +81,12 @@ async def test_sigkill_mid_stream_then_restart_delivers_every_sms_exactly_once(
     for landed in (4, 11, 19, 27):
         process = await smsbridge("run", env=env)
         # SIGKILL right after Slack stored a post, before the bridge heard back from it.
-        await asyncio.wait_for(served.slack.wait_for_posts(landed), 60)
+        await asyncio.wait_for(served.slack.wait_for_sms(landed), 60)
         process.kill()
         await process.wait()
     await feeding
     process = await smsbridge("run", env=env)
-    await asyncio.wait_for(served.slack.wait_for_posts(len(expected)), 90)
+    await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 90)
     process.send_signal(signal.SIGTERM)
     code, _, err = await finish(process)
     assert code == 0, err

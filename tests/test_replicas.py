@@ -55,7 +55,7 @@ async def test_a_killed_holder_is_replaced_within_two_poll_intervals(
         assert str(survivor.pid) in now_holder
         assert took <= 2 * 1.0 + 0.5, f"takeover took {took:.2f}s"  # two intervals, plus slack
         served.provider.add(ALICE, "after the takeover")
-        await asyncio.wait_for(served.slack.wait_for_posts(1), 30)
+        await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
         survivor.send_signal(signal.SIGTERM)
         code, _, err = await finish(survivor)
         assert code == 0, err
@@ -93,8 +93,8 @@ async def test_two_replicas_killed_at_random_deliver_every_sms_exactly_once(
     feeding = asyncio.create_task(customers())
     try:
         for _ in range(6):  # bounded: six kills at random moments, of either replica
-            target = min(total, len(served.slack.all_messages()) + rng.randint(1, 6))
-            await asyncio.wait_for(served.slack.wait_for_posts(target), 90)
+            target = min(total, len(served.slack.document_ids()) + rng.randint(1, 6))
+            await asyncio.wait_for(served.slack.wait_for_sms(target), 90)
             victim = rng.randrange(2)
             for process in replicas:
                 if process.returncode is not None:
@@ -110,7 +110,7 @@ async def test_two_replicas_killed_at_random_deliver_every_sms_exactly_once(
             if target == total:
                 break
         await feeding
-        await asyncio.wait_for(served.slack.wait_for_posts(total), 120)
+        await asyncio.wait_for(served.slack.wait_for_sms(total), 120)
         for process in replicas:
             process.send_signal(signal.SIGTERM)
         for process in replicas:

@@ -192,7 +192,7 @@ async def test_history_groups_by_sender_newest_first_escaped_and_linked(
     served.provider.add(ALICE, "first from alice", timestamp=at(600))
     served.provider.add(BOB, "<!channel> from bob", timestamp=at(500))
     served.provider.add(ALICE, "second from alice", timestamp=at(400))
-    await asyncio.wait_for(served.slack.wait_for_posts(3), 15)  # bridged by the running service
+    await asyncio.wait_for(served.slack.wait_for_sms(3), 15)  # bridged by the running service
     assert side.service.bridge is not None
     await side.service.bridge.delivery.idle()  # and confirmed in its ledger
     answer = await side.ask("history 1h")
@@ -354,7 +354,7 @@ async def test_status_reports_poll_cursor_counts_and_health(
     side = await slack_side(routes={OPS_LINE: OPS})
     served.provider.add(ALICE, "bridged", recipient=OPS_LINE)
     served.provider.add(ALICE, "nowhere to go", recipient=OTHER_LINE)
-    await asyncio.wait_for(served.slack.wait_for_posts(1), 15)
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 15)
     answer = await side.ask("status")
     assert "Last successful poll: <!date^" in answer
     assert "Cursor: <!date^" in answer

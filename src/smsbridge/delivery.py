@@ -23,13 +23,14 @@ from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientE
 from smsbridge.metrics import Metrics
 from smsbridge.models import ThreadKey
 from smsbridge.slack.poster import SlackPoster
-from smsbridge.slack.render import render
+from smsbridge.slack.render import SlackMessage, render
 from smsbridge.stopping import Stopped, StopSignal
 from smsbridge.store.store import POSTING, LedgerRow, Store
 
 log = logging.getLogger(__name__)
 
 LOOKBACK_MARGIN = 300.0  # seconds before a claim in which its post may have landed in Slack
+CATCH_UP_NOTICE_AT = 20  # a backlog this large in one channel gets a notice and progress logs
 
 
 class Delivery:
@@ -93,6 +94,11 @@ class Delivery:
 
     async def _work(self, channel: str) -> None:
         try:
+            total = await self._store.backlog_size(self._account, channel)
+            catch_up = total >= CATCH_UP_NOTICE_AT
+            if catch_up:
+                await self._announce_catch_up(channel, total)
+            done = 0
             while not self._stop.is_set():
                 self._dirty.discard(channel)
                 rows = await self._store.backlog(self._account, channel)
@@ -104,12 +110,37 @@ class Delivery:
                     if self._stop.is_set() or not self._may_deliver():
                         return
                     await self._deliver_with_retry(row)
+                    done += 1
+                    if catch_up and (done % max(1, total // 10) == 0 or done == total):
+                        log.info(
+                            "catching up in %s: %d of %d SMS posted",
+                            channel,
+                            min(done, total),
+                            total,
+                            extra={"channel": channel, "done": min(done, total), "total": total},
+                        )
         except Stopped:
             return
         except SlackAuthError as error:
             self._on_fatal(error)
         except Exception as error:  # a bug or a lost database: say so, the next kick retries
             log.exception("delivery to %s stopped unexpectedly: %s", channel, error)
+
+    async def _announce_catch_up(self, channel: str, total: int) -> None:
+        """One line before a large backlog, so readers know why old SMS are arriving now."""
+        text = f":hourglass_flowing_sand: catching up {total} SMS received while the bridge was offline"
+        notice = SlackMessage(
+            text=text,
+            blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}],
+            metadata={"event_type": "sms_catch_up", "event_payload": {"count": total}},
+        )
+        log.info(
+            "catching up %d SMS in %s", total, channel, extra={"channel": channel, "total": total}
+        )
+        try:
+            await self._poster.post(channel, notice, None)
+        except (SlackTransientError, SlackRejectedError) as error:  # the SMS matter, not the notice
+            log.warning("could not post the catch-up notice in %s: %s", channel, error)
 
     async def _deliver_with_retry(self, row: LedgerRow) -> None:
         backoff = Backoff(base=1.0, cap=self._retry_cap)

@@ -108,9 +108,9 @@ class SlackSim:
             if m.get("metadata", {}).get("event_type") == "sms_received"
         ]
 
-    async def wait_for_posts(self, count: int) -> None:
-        """Wait until at least `count` messages have been posted in all (callers set a timeout)."""
-        while len(self.all_messages()) < count:
+    async def wait_for_sms(self, count: int) -> None:
+        """Wait until at least `count` SMS have been posted in all (callers set a timeout)."""
+        while len(self.document_ids()) < count:
             self._posted.clear()
             await self._posted.wait()
 

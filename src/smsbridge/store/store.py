@@ -308,14 +308,13 @@ class Store:
             )
             return sorted(row[0] for row in rows)
 
-    async def backlog_size(self, account: str) -> int:
-        """How many SMS wait to be posted (or have a post in doubt)."""
+    async def backlog_size(self, account: str, channel: str | None = None) -> int:
+        """How many SMS wait to be posted (or have a post in doubt), in all or one channel."""
+        where = [ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))]
+        if channel is not None:
+            where.append(ledger.c.channel == channel)
         async with self._engine.connect() as conn:
-            count = await conn.execute(
-                select(func.count()).where(
-                    ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))
-                )
-            )
+            count = await conn.execute(select(func.count()).where(*where))
             return int(count.scalar_one())
 
     async def backlog(self, account: str, channel: str, limit: int = 50) -> list[LedgerRow]:
