@@ -128,7 +128,10 @@ class Delivery:
 
     async def _announce_catch_up(self, channel: str, total: int) -> None:
         """One line before a large backlog, so readers know why old SMS are arriving now."""
-        text = f":hourglass_flowing_sand: catching up {total} SMS received while the bridge was offline"
+        text = (
+            f":hourglass_flowing_sand: catching up {total} SMS "
+            "received while the bridge was offline"
+        )
         notice = SlackMessage(
             text=text,
             blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}],
