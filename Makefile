@@ -19,8 +19,8 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	@$(BIN)/ruff check src tests
-	@$(BIN)/ruff format --check src tests
+	@$(BIN)/ruff check src tests bench
+	@$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	@$(BIN)/mypy src

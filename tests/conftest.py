@@ -64,6 +64,7 @@ def make_settings(served: Served, tmp_path: Path) -> Any:
                 bot_token=SecretStr(served.slack.token),
                 signing_secret=SecretStr("test-signing-secret"),
                 api_url=f"{served.slack_url}/api/",
+                post_interval=0,  # tests pace nothing unless they say so
             ),
             "database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
             "poll_interval": 0.5,

@@ -30,6 +30,7 @@ def bridge_env(served: Served, tmp_path: Path, **extra: str) -> dict[str, str]:
             "SLACK_BOT_TOKEN": served.slack.token,
             "SLACK_SIGNING_SECRET": "test-signing-secret",
             "SMSBRIDGE_SLACK__API_URL": f"{served.slack_url}/api/",
+            "SMSBRIDGE_SLACK__POST_INTERVAL": "0",
             "SMSBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
             "SMSBRIDGE_POLL_INTERVAL": "0.5",
             "SMSBRIDGE_INITIAL_LOOKBACK": "3600",

@@ -445,3 +445,28 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
     ] == []
     progress = [r for r in caplog.records if r.getMessage().startswith("catching up in C0OPS")]
     assert progress[-1].getMessage() == "catching up in C0OPS: 25 of 25 SMS posted"
+
+
+async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
+    served: Served, make_harness
+) -> None:  # type: ignore[no-untyped-def]
+    from smsbridge.config import SlackSettings
+
+    served.slack.post_interval = 0.2  # the stand-in's limit
+    settings_slack = SlackSettings(
+        bot_token=served.slack.token,  # type: ignore[arg-type]
+        signing_secret="s",  # type: ignore[arg-type]
+        api_url=f"{served.slack_url}/api/",
+        post_interval=0.25,  # the bridge's own pace, a little slower than the limit
+    )
+    harness = await make_harness(slack=settings_slack)
+    for i in range(6):
+        served.provider.add(ALICE, f"paced {i}", recipient=OPS_LINE if i % 2 else OTHER_LINE)
+    await harness.cycle()
+    posts = [
+        (t, ch, status)
+        for t, method, ch, status in served.slack.calls
+        if method == "chat.postMessage"
+    ]
+    assert [status for _, _, status in posts if status != 200] == [], "a paced backlog drew 429s"
+    assert len(served.slack.document_ids()) == 6

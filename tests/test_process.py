@@ -100,7 +100,11 @@ async def test_sigkill_mid_stream_then_restart_delivers_every_sms_exactly_once(
     assert lookups, "no post was ever in doubt: the test did not kill mid-post"
     # threads held across the kills: one thread per (channel, sender, origin)
     for channel in served.slack.channels.values():
-        parents = served.slack.top_level(channel.id)
+        parents = [
+            p
+            for p in served.slack.top_level(channel.id)
+            if p["metadata"]["event_type"] == "sms_received"
+        ]
         keys = [
             (
                 p["blocks"][0]["elements"][0]["text"].split("·")[0],

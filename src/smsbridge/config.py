@@ -67,6 +67,7 @@ class SlackSettings(BaseModel):
     api_url: str = "https://slack.com/api/"
     app_token: SecretStr | None = None
     timeout: int = Field(default=30, ge=1, le=300)  # seconds for one Slack API call
+    post_interval: float = Field(default=1.0, ge=0, le=60)  # seconds between posts to a channel
 
     @field_validator("bot_token")
     @classmethod

@@ -142,6 +142,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                     "bot_token": slack.token,
                     "signing_secret": "demo-secret",
                     "api_url": f"{slack_url}/api/",
+                    "post_interval": 0.3,
                 },
                 database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                 poll_interval=1.0,

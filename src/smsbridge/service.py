@@ -95,6 +95,7 @@ class Bridge:
             slack,
             sleep=stop.sleep,
             on_rate_limited=lambda channel: metrics.slack_429.labels(channel).inc(),
+            post_interval=settings.slack.post_interval,
         )
         delivery = Delivery(
             store,

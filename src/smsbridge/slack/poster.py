@@ -67,8 +67,12 @@ class SlackPoster:
         client: AsyncWebClient,
         sleep: Sleep = asyncio.sleep,
         on_rate_limited: Callable[[str], None] = lambda channel: None,
+        post_interval: float = 0.0,
     ) -> None:
         self._client = client
+        # Slack allows about one message per second per channel: pacing posts ourselves avoids
+        # a 429 (and a lost second) on every post of a backlog. 429s still pause the channel.
+        self._post_interval = post_interval
         self._sleep = sleep
         self._on_rate_limited = on_rate_limited
         self._not_before: dict[str, float] = {}  # channel -> monotonic time of the next call
@@ -93,6 +97,8 @@ class SlackPoster:
             unfurl_links=False,
             unfurl_media=False,
         )
+        if self._post_interval:
+            self._not_before[channel] = time.monotonic() + self._post_interval
         return str(response["ts"])
 
     async def find_posted(
