@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     initial_lookback: int = Field(default=900, ge=0)
     thread_idle_hours: float = Field(default=24.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
+    rejected_retry: float = Field(default=300.0, ge=1)  # seconds, after credentials are refused
     routes: dict[str, str]
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     default_region: str = Field(default="AU", min_length=2, max_length=2)

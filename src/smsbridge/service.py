@@ -119,6 +119,7 @@ class Bridge:
             settings.channel_for,
             poll_interval=settings.poll_interval,
             initial_lookback=settings.initial_lookback,
+            rejected_retry=settings.rejected_retry,
             may_poll=lambda: keeper.held,
             metrics=metrics,
         )

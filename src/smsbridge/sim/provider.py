@@ -4,8 +4,8 @@
   0, 1, 2, 3, 4, 200, 220, 9999; pages of at most 100, oldest first; a capped collection;
 - 24-hex string ids by default (or integers), numbers as strings (or JSON numbers);
 - `since` inclusive or exclusive, chosen per instance, since the documentation does not say;
-- fault injection: HTTP 500/503, status 9999, malformed or truncated JSON, slow answers, a
-  `newestMessageTimestamp` that goes backwards;
+- fault injection: HTTP 500/503, any documented error status, malformed or truncated JSON,
+  slow answers, a `newestMessageTimestamp` that goes backwards;
 - a small control API under /_sim/ to add messages and faults from another process.
 """
 
@@ -38,6 +38,12 @@ class Fault(Enum):
     TRUNCATED_JSON = "truncated_json"
     SLOW = "slow"
     NEWEST_BACKWARDS = "newest_backwards"
+    STATUS_1 = "status_1"
+    STATUS_2 = "status_2"
+    STATUS_3 = "status_3"
+    STATUS_4 = "status_4"
+    STATUS_200 = "status_200"
+    STATUS_220 = "status_220"
 
 
 @dataclass(frozen=True)
@@ -189,8 +195,8 @@ class ProviderSim:
             return Response("Internal Server Error", status_code=500)
         if fault is Fault.HTTP_503:
             return Response("Service Unavailable", status_code=503)
-        if fault is Fault.STATUS_9999:
-            return JSONResponse({"status": 9999})
+        if fault is not None and fault.value.startswith("status_"):
+            return JSONResponse({"status": int(fault.value.removeprefix("status_"))})
         if fault is Fault.SLOW:
             await asyncio.sleep(self.slow_seconds)
         body = self.answer(params)

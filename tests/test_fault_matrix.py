@@ -1,0 +1,89 @@
+"""One real `smsbridge run` through every provider fault and the Slack faults: nothing lost,
+nothing doubled, the process alive throughout and stopping cleanly at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
+from processes import bridge_env, finish, smsbridge, wait_ready
+from smsbridge.sim.provider import Fault
+from smsbridge.store.store import Store
+
+ALICE, BOB = "61409560857", "61412345678"
+DEAD_LINE = "61400000009"
+
+
+async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path) -> None:
+    served.slack.add_channel("C0DEAD", "archived-team", archived=True)
+    env = bridge_env(
+        served,
+        tmp_path,
+        SMSBRIDGE_REJECTED_RETRY="1",
+        SMSBRIDGE_ROUTES=f'{{"{OPS_LINE}": "{OPS}", "{DEAD_LINE}": "C0DEAD", "*": "{INBOX}"}}',
+    )
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
+    served.provider.slow_seconds = 1.0
+    expected: list[str] = []
+
+    async def arrives(text: str, recipient: str = OPS_LINE) -> None:
+        expected.append(served.provider.add(ALICE, text, recipient=recipient).document_id)
+        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 60)
+        assert process.returncode is None, "the bridge died"
+
+    try:
+        for fault in Fault:  # every provider fault, each followed by an SMS that must arrive
+            served.provider.inject(fault)
+            await arrives(f"after {fault.value}")
+
+        # A 429 storm on one channel while another flows.
+        storm_began = len(served.slack.calls)
+        served.slack.force("chat.postMessage", channel=OPS, status=429, retry_after=1, times=4)
+        expected.append(served.provider.add(ALICE, "through the storm").document_id)
+        expected.append(
+            served.provider.add(BOB, "meanwhile elsewhere", recipient=OTHER_LINE).document_id
+        )
+        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 60)
+        posted = {
+            channel: at
+            for at, method, channel, status in served.slack.calls[storm_began:]
+            if method == "chat.postMessage" and status == 200
+        }
+        assert posted[INBOX] < posted[OPS], "the storm on one channel held up the other"
+
+        # Slack 5xx, twice: retried, posted once.
+        served.slack.force("chat.postMessage", status=502, times=2)
+        await arrives("after two 502s")
+
+        # An archived channel: that SMS fails and is kept; the others flow.
+        failed = served.provider.add(ALICE, "to the archived team", recipient=DEAD_LINE).document_id
+        await arrives("after the archived one")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        code, _, err = await finish(process)
+    assert code == 0, err
+    assert Counter(served.slack.document_ids()) == Counter(expected)
+    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
+    try:
+        counts = await store.counts(USERNAME)
+    finally:
+        await store.close()
+    assert counts["failed"] == 1
+    assert failed not in served.slack.document_ids()
+    assert counts["pending"] + counts["posting"] == 0
+
+
+@pytest.mark.parametrize(
+    "fault", [f for f in Fault if f.value.startswith("status_")], ids=lambda f: f.value
+)
+def test_every_documented_error_status_can_be_injected(fault: Fault) -> None:
+    from smsbridge.provider.client import INTERNAL_ERROR, REJECTIONS
+
+    assert int(fault.value.removeprefix("status_")) in {*REJECTIONS, INTERNAL_ERROR}
