@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from smsbridge.config import ProviderSettings, Settings, SlackSettings
-from smsbridge.service import Bridge
+from smsbridge.service import Bridge, Lane
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
 from smsbridge.sim.slack import SlackSim
@@ -92,16 +92,28 @@ class Harness:
         self.fatal: list[Exception] = []
         self.bridge = Bridge.build(settings, self.stop, self.fatal.append)
 
+    @property
+    def lane(self) -> Lane:
+        """The first (in most tests, the only) provider account's lane."""
+        return self.bridge.lanes[0]
+
+    @property
+    def account(self) -> str:
+        return self.lane.account.name
+
     async def cycle(self) -> None:
-        """One scheduled poll, then wait until every channel worker has finished."""
-        await self.bridge.keeper.renew()  # as the keeper task does between polls
-        await self.bridge.poller.run_job()
-        await self.bridge.delivery.idle()
+        """One scheduled poll per account, then wait until every channel worker has finished."""
+        for lane in self.bridge.lanes:
+            await lane.keeper.renew()  # as the keeper task does between polls
+            await lane.poller.run_job()
+        for lane in self.bridge.lanes:
+            await lane.delivery.idle()
 
     async def close(self) -> None:
         self.stop.set()
-        await self.bridge.delivery.drain()
-        await self.bridge.keeper.release()
+        for lane in self.bridge.lanes:
+            await lane.delivery.drain()
+            await lane.keeper.release()
         await self.bridge.aclose()
 
 

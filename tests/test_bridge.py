@@ -96,7 +96,7 @@ async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
     with caplog.at_level(logging.ERROR):
         await harness.cycle()
         await harness.cycle()
-    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    counts = await harness.bridge.store.counts(harness.account)
     assert counts["unrouted"] == 2
     assert counts["posted"] == 1
     assert posted_texts(served, OPS) == ["routed"]
@@ -165,16 +165,16 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
     harness = await make_harness()
     served.provider.add(ALICE, "before the fault")
     await harness.cycle()
-    cursor = await harness.bridge.store.cursor(harness.bridge.settings.account)
+    cursor = await harness.bridge.store.cursor(harness.account)
     served.provider.add(ALICE, "during the fault")
     served.provider.slow_seconds = 0.2
     served.provider.inject(fault)
-    poller = harness.bridge.poller
+    poller = harness.lane.poller
     await poller.poll_once() if fault in (
         Fault.SLOW,
         Fault.NEWEST_BACKWARDS,
     ) else await harness.cycle()
-    assert await harness.bridge.store.cursor(harness.bridge.settings.account) >= cursor
+    assert await harness.bridge.store.cursor(harness.account) >= cursor
     poller._not_before = 0  # skip the backoff wait: the next scheduled run, now
     await harness.cycle()
     assert posted_texts(served, OPS) == ["before the fault", "during the fault"]
@@ -182,7 +182,7 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
 
 async def test_transient_failures_back_off_exponentially(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
     harness = await make_harness(poll_interval=1.0)
-    poller = harness.bridge.poller
+    poller = harness.lane.poller
     poller._backoff.rand = lambda: 1.0  # the top of the jitter range, to read the growth
     clock = [1000.0]
     poller._clock = lambda: clock[0]
@@ -207,7 +207,7 @@ async def test_a_rejection_is_logged_once_and_retried_slowly(
     from smsbridge.sim.provider import Account
 
     harness = await make_harness()
-    poller = harness.bridge.poller
+    poller = harness.lane.poller
     served.provider.accounts["demo@reseller"] = Account("another password")
     clock = [1000.0]
     poller._clock = lambda: clock[0]
@@ -269,7 +269,7 @@ async def test_a_dead_channel_marks_its_sms_failed_and_others_flow(
     served.provider.add(ALICE, "cannot land", recipient=OPS_LINE)
     served.provider.add(BOB, "lands", recipient=OTHER_LINE)
     await harness.cycle()
-    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    counts = await harness.bridge.store.counts(harness.account)
     assert (counts["failed"], counts["posted"]) == (1, 1)
     assert posted_texts(served, INBOX) == ["lands"]
 
@@ -292,7 +292,7 @@ async def test_invalid_auth_while_running_is_fatal_and_keeps_the_sms(
     served.provider.add(ALICE, "hello")
     await harness.cycle()
     assert isinstance(harness.fatal[0], SlackAuthError)
-    counts = await harness.bridge.store.counts(harness.bridge.settings.account)
+    counts = await harness.bridge.store.counts(harness.account)
     assert counts["posted"] + counts["failed"] == 0  # kept for when the token is fixed
 
 
@@ -376,9 +376,7 @@ async def test_a_bridge_quiet_for_longer_than_retention_does_not_repost(
     harness = await make_harness()
     served.provider.add(ALICE, "the last SMS for a month")
     await harness.cycle()
-    await harness.bridge.store.prune(
-        harness.bridge.settings.account, before=time.time() + 86400 * 365
-    )
+    await harness.bridge.store.prune(harness.account, before=time.time() + 86400 * 365)
     await harness.cycle()  # re-reads the last second, as every poll does
     assert posted_texts(served, OPS) == ["the last SMS for a month"]
 
@@ -394,7 +392,7 @@ async def test_replay_posts_failed_sms_once_the_channel_is_fixed(
     harness = await make_harness()
     served.provider.add(ALICE, "waited for the fix")
     await harness.cycle()
-    assert (await harness.bridge.store.counts(harness.bridge.settings.account))["failed"] == 1
+    assert (await harness.bridge.store.counts(harness.account))["failed"] == 1
     served.slack.channels[OPS].archived = False
     code, out, err = await finish(
         await smsbridge("replay", "--failed", env=bridge_env(served, tmp_path))

@@ -50,15 +50,15 @@ def test_defaults_and_documented_names(clean_env: pytest.MonkeyPatch) -> None:
 
 def test_routing_uses_the_line_then_the_default(clean_env: pytest.MonkeyPatch) -> None:
     set_env(clean_env, SMSBRIDGE_ROUTES='{"+61 411 001 001": "C0OPS", "*": "C0ALL"}')
-    settings = load_settings()
-    assert settings.channel_for("61411001001") == "C0OPS"
-    assert settings.channel_for("61400000000") == "C0ALL"
-    assert settings.channel_for(None) == "C0ALL"
+    [account] = load_settings().provider_accounts
+    assert account.channel_for("61411001001") == "C0OPS"
+    assert account.channel_for("61400000000") == "C0ALL"
+    assert account.channel_for(None) == "C0ALL"
 
 
 def test_without_a_default_route_unknown_lines_are_unrouted(clean_env: pytest.MonkeyPatch) -> None:
     set_env(clean_env, SMSBRIDGE_ROUTES='{"61411001001": "C0OPS"}')
-    assert load_settings().channel_for("61400000000") is None
+    assert load_settings().provider_accounts[0].channel_for("61400000000") is None
 
 
 def test_slack_conventional_names_are_accepted_and_prefixed_ones_win(
@@ -109,7 +109,7 @@ def test_every_problem_is_listed_at_once_with_its_fix() -> None:
     )
     assert "SMSBRIDGE_PROVIDER__PASSWORD is not set" in problems
     assert "SMSBRIDGE_SLACK__BOT_TOKEN is not set" in problems
-    assert "SMSBRIDGE_ROUTES is not set" in problems
+    assert "SMSBRIDGE_ROUTES is empty or not set" in problems
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_every_problem_is_listed_at_once_with_its_fix() -> None:
         ("SMSBRIDGE_ROUTES", "{not json", "is not valid JSON"),
         ("SMSBRIDGE_ROUTES", '{"*": "general"}', "not a Slack channel ID"),
         ("SMSBRIDGE_ROUTES", '{"sales": "C0ALL"}', "not a phone number"),
-        ("SMSBRIDGE_ROUTES", "{}", "is empty"),
+        ("SMSBRIDGE_ROUTES", "{}", "is empty or not set"),
         ("SMSBRIDGE_SLACK__BOT_TOKEN", "xoxp-user-token", "starting with xoxb-"),
         ("SMSBRIDGE_PROVIDER__USERNAME", "has space", "must not contain spaces"),
         ("SMSBRIDGE_PROVIDER__URL", "ftp://x", "http(s) URL"),
@@ -156,7 +156,7 @@ def test_the_readme_alerts_example_loads(clean_env: pytest.MonkeyPatch) -> None:
     example = re.search(r"export SMSBRIDGE_ALERTS='(.*?)'", readme, re.DOTALL)
     assert example is not None
     set_env(clean_env, SMSBRIDGE_ALERTS=example.group(1))
-    rules = load_settings().alerts
+    rules = load_settings().provider_accounts[0].alerts
     assert [rule.mention for rule in rules] == [
         ["<!subteam^S0ONCALL>"],
         ["<!here>"],

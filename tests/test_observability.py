@@ -56,7 +56,7 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
 
 async def test_errors_are_counted_by_cause(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
     harness = await make_harness()
-    poller, metrics = harness.bridge.poller, harness.bridge.metrics
+    poller, metrics = harness.lane.poller, harness.bridge.metrics
     for fault in (Fault.HTTP_503, Fault.MALFORMED_JSON):
         served.provider.inject(fault)
         poller._not_before = 0

@@ -194,7 +194,8 @@ async def test_history_groups_by_sender_newest_first_escaped_and_linked(
     served.provider.add(ALICE, "second from alice", timestamp=at(400))
     await asyncio.wait_for(served.slack.wait_for_sms(3), 15)  # bridged by the running service
     assert side.service.bridge is not None
-    await side.service.bridge.delivery.idle()  # and confirmed in its ledger
+    for lane in side.service.bridge.lanes:
+        await lane.delivery.idle()  # and confirmed in its ledger
     answer = await side.ask("history 1h")
     assert (
         answer.index("second from alice")

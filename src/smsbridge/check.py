@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from smsbridge.config import Settings
+from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.poster import classify, make_client
@@ -28,7 +28,9 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
         CheckResult("configuration", True, "all settings present and valid")
     ]
     results.append(await _check_database(settings))
-    results.append(await _check_provider(settings))
+    accounts = settings.provider_accounts
+    for account in accounts:
+        results.append(await _check_provider(account, titled=len(accounts) > 1))
     slack = make_client(
         settings.slack.bot_token.get_secret_value(), settings.slack.api_url, settings.slack.timeout
     )
@@ -45,8 +47,9 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
     results.append(
         CheckResult("Slack token", True, f"bot {auth.get('user')} in workspace {auth.get('team')}")
     )
-    for number, channel in sorted(settings.routes.items()):
-        results.append(await _check_channel(slack, number, channel))
+    for account in accounts:
+        for number, channel in sorted(account.routes.items()):
+            results.append(await _check_channel(slack, number, channel))
     return results
 
 
@@ -70,19 +73,16 @@ async def _check_database(settings: Settings) -> CheckResult:
     return CheckResult("database", True, f"schema {state}")
 
 
-async def _check_provider(settings: Settings) -> CheckResult:
-    client = ProviderClient(
-        settings.provider.url, settings.provider.username, settings.provider.password
-    )
+async def _check_provider(account: Account, *, titled: bool) -> CheckResult:
+    name = f"SMS provider {account.name}" if titled else "SMS provider"
+    client = ProviderClient(account.url, account.name, account.password)
     try:
         await client.fetch_page(int(time.time()))
     except ProviderError as error:
-        return CheckResult("SMS provider", False, str(error))
+        return CheckResult(name, False, str(error))
     finally:
         await client.aclose()
-    return CheckResult(
-        "SMS provider", True, f"{settings.provider.username} accepted by {settings.provider.url}"
-    )
+    return CheckResult(name, True, f"{account.name} accepted by {account.url}")
 
 
 async def _check_channel(slack: AsyncWebClient, number: str, channel: str) -> CheckResult:

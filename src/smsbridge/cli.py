@@ -172,13 +172,17 @@ def replay(
 
     async def queue() -> tuple[int, int]:
         store = Store.open(settings.database_url)
+        queued = left = 0
         try:
             await store.upgrade()
-            return await store.replay(
-                settings.account, failed=failed, unrouted=unrouted, channel_for=settings.channel_for
-            )
+            for account in settings.provider_accounts:
+                done, remaining = await store.replay(
+                    account.name, failed=failed, unrouted=unrouted, channel_for=account.channel_for
+                )
+                queued, left = queued + done, left + remaining
         finally:
             await store.close()
+        return queued, left
 
     try:
         queued, left = asyncio.run(queue())

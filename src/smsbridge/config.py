@@ -10,16 +10,21 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import phonenumbers
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
+    ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,26 +44,40 @@ DEFAULT_ROUTE = "*"
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 
 
-class ProviderSettings(BaseModel):
-    url: str = "https://mc5.smartmessagingservices.net"
-    username: str = Field(min_length=1)
-    password: SecretStr = Field(min_length=1)
+DEFAULT_PROVIDER_URL = "https://mc5.smartmessagingservices.net"
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
+
+def _provider_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http(s) URL such as https://mc5.smartmessagingservices.net")
+    return value.rstrip("/")
+
+
+def _user_name(value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        raise ValueError("must not contain spaces (the provider refuses such user names)")
+    return value
+
+
+def _check_routes(value: dict[str, str]) -> dict[str, str]:
+    for channel in value.values():
+        if not _CHANNEL_ID.match(channel):
             raise ValueError(
-                "must be an http(s) URL such as https://mc5.smartmessagingservices.net"
+                f"{channel!r} is not a Slack channel ID; use the ID (e.g. C0123ABCD, shown at "
+                "the bottom of the channel's details), not the channel name"
             )
-        return value.rstrip("/")
+    return value
 
-    @field_validator("username")
-    @classmethod
-    def _no_spaces(cls, value: str) -> str:
-        if any(ch.isspace() for ch in value):
-            raise ValueError("must not contain spaces (the provider refuses such user names)")
-        return value
+
+ProviderUrl = Annotated[str, AfterValidator(_provider_url)]
+UserName = Annotated[str, Field(min_length=1), AfterValidator(_user_name)]
+Routes = Annotated[dict[str, str], AfterValidator(_check_routes)]
+
+
+class ProviderSettings(BaseModel):
+    url: ProviderUrl = DEFAULT_PROVIDER_URL
+    username: UserName
+    password: SecretStr = Field(min_length=1)
 
 
 class SlackSettings(BaseModel):
@@ -91,6 +110,59 @@ class SlackSettings(BaseModel):
         return value if value.endswith("/") else value + "/"
 
 
+class AccountSettings(BaseModel):
+    """One provider account in SMSBRIDGE_ACCOUNTS, with its own routes and alert rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: UserName
+    password: SecretStr = Field(min_length=1)
+    url: ProviderUrl = DEFAULT_PROVIDER_URL
+    routes: Routes = Field(min_length=1)
+    alerts: list[AlertRule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A provider account as the bridge runs it: credentials, routes, alert rules."""
+
+    name: str  # the provider user name: the key of its cursor, ledger, threads and lease
+    url: str
+    password: SecretStr
+    routes: dict[str, str]
+    alerts: tuple[AlertRule, ...]
+
+    def channel_for(self, recipient: str | None) -> str | None:
+        """The Slack channel for SMS sent to `recipient`, or None when nothing routes it."""
+        if recipient is not None and recipient in self.routes:
+            return self.routes[recipient]
+        return self.routes.get(DEFAULT_ROUTE)
+
+
+def _resolve(settings: AccountSettings, region: str, label: str) -> Account:
+    """Route keys and alert senders as the provider writes numbers, whatever was typed."""
+    numbers: dict[str, str] = {}
+    for number, channel in settings.routes.items():
+        if number.strip() == DEFAULT_ROUTE:
+            numbers[DEFAULT_ROUTE] = channel
+            continue
+        try:
+            numbers[normalise_number(number, region)] = channel
+        except ValueError:
+            raise ValueError(
+                f"{label} routes key {number!r} is not a phone number "
+                '(e.g. "61411001001") or "*" for the default route'
+            ) from None
+    rules = []
+    for index, rule in enumerate(settings.alerts, start=1):
+        try:
+            senders = [normalise_number(sender, region) for sender in rule.senders]
+        except ValueError as error:
+            raise ValueError(f"{label} alerts rule {index}: {error}") from None
+        rules.append(rule.model_copy(update={"senders": senders}))
+    return Account(settings.username, settings.url, settings.password, numbers, tuple(rules))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SMSBRIDGE_",
@@ -100,8 +172,10 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
+    # Several provider accounts (JSON list); without it, the single-account settings below.
+    accounts: list[AccountSettings] = Field(default_factory=list)
     # Validated even when absent, so that a missing block reports each missing field by name.
-    provider: ProviderSettings = Field(default_factory=dict, validate_default=True)
+    provider: ProviderSettings | None = Field(default=None, validate_default=True)
     slack: SlackSettings = Field(default_factory=dict, validate_default=True)
     database_url: str = "sqlite:///./smsbridge.db"
     poll_interval: float = Field(default=5.0, ge=0.5)
@@ -109,7 +183,7 @@ class Settings(BaseSettings):
     thread_idle_hours: float = Field(default=24.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
     rejected_retry: float = Field(default=300.0, ge=1)  # seconds, after credentials are refused
-    routes: dict[str, str]
+    routes: Routes = Field(default_factory=dict, validate_default=True)
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     default_region: str = Field(default="AU", min_length=2, max_length=2)
     history_allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -144,55 +218,63 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// (a file) or postgresql:// (a server)")
         return value
 
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _provider(cls, value: object, info: ValidationInfo) -> object:
+        # One account: its block is required, so a missing one reports each field by name.
+        if value is None and not info.data.get("accounts"):
+            return {}
+        return value
+
     @field_validator("routes")
     @classmethod
-    def _routes(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError('is empty; map at least the default route, e.g. {"*": "C0123ABCD"}')
-        for channel in value.values():
-            if not _CHANNEL_ID.match(channel):
-                raise ValueError(
-                    f"{channel!r} is not a Slack channel ID; use the ID (e.g. C0123ABCD, shown at "
-                    "the bottom of the channel's details), not the channel name"
-                )
+    def _routes(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if not value and not info.data.get("accounts"):
+            raise ValueError(
+                'is empty or not set; map at least the default route, e.g. {"*": "C0123ABCD"} '
+                "(or list several accounts in SMSBRIDGE_ACCOUNTS)"
+            )
         return value
 
     @model_validator(mode="after")
-    def _numbers(self) -> Settings:
-        """Route keys and alert senders as the provider writes numbers, whatever was typed."""
-        routes: dict[str, str] = {}
-        for number, channel in self.routes.items():
-            if number.strip() == DEFAULT_ROUTE:
-                routes[DEFAULT_ROUTE] = channel
-                continue
-            try:
-                routes[normalise_number(number, self.default_region)] = channel
-            except ValueError:
+    def _accounts(self) -> Settings:
+        if self.accounts:
+            if self.provider is not None and self.provider.username:
                 raise ValueError(
-                    f"SMSBRIDGE_ROUTES key {number!r} is not a phone number "
-                    '(e.g. "61411001001") or "*" for the default route'
-                ) from None
-        self.routes = routes
-        rules = []
-        for index, rule in enumerate(self.alerts, start=1):
-            try:
-                senders = [normalise_number(s, self.default_region) for s in rule.senders]
-            except ValueError as error:
-                raise ValueError(f"SMSBRIDGE_ALERTS rule {index}: {error}") from None
-            rules.append(rule.model_copy(update={"senders": senders}))
-        self.alerts = rules
+                    "set either SMSBRIDGE_ACCOUNTS (several accounts) or "
+                    "SMSBRIDGE_PROVIDER__USERNAME (one account), not both"
+                )
+            resolved = [
+                _resolve(a, self.default_region, f"SMSBRIDGE_ACCOUNTS account {a.username!r}")
+                for a in self.accounts
+            ]
+            names = [account.name for account in resolved]
+            if len(set(names)) != len(names):
+                raise ValueError("SMSBRIDGE_ACCOUNTS lists the same username twice")
+        else:
+            assert self.provider is not None  # made required by _provider
+            single = AccountSettings(
+                username=self.provider.username,
+                password=self.provider.password,
+                url=self.provider.url,
+                routes=self.routes,
+                alerts=self.alerts,
+            )
+            resolved = [_resolve(single, self.default_region, "SMSBRIDGE_ROUTES/ALERTS")]
+        self._resolved = resolved
         return self
 
-    @property
-    def account(self) -> str:
-        """The key under which cursor, ledger and threads of this provider account are kept."""
-        return self.provider.username
+    _resolved: list[Account] = PrivateAttr(default_factory=list)
 
-    def channel_for(self, recipient: str | None) -> str | None:
-        """The Slack channel for SMS sent to `recipient`, or None when nothing routes it."""
-        if recipient is not None and recipient in self.routes:
-            return self.routes[recipient]
-        return self.routes.get(DEFAULT_ROUTE)
+    @property
+    def provider_accounts(self) -> list[Account]:
+        """Every provider account to bridge, each with its routes and alert rules."""
+        return self._resolved
+
+    @property
+    def routed_channels(self) -> list[str]:
+        """Every Slack channel that receives SMS, from any account."""
+        return sorted({c for account in self._resolved for c in account.routes.values()})
 
     @classmethod
     def settings_customise_sources(

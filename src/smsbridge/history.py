@@ -6,9 +6,10 @@ poller, so it neither misses nor repeats SMS at page boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from smsbridge.config import Account
 from smsbridge.models import InboundSms
 from smsbridge.provider.cursor import next_step
 from smsbridge.relay import PageFetcher
@@ -39,18 +40,39 @@ class HistoryResult:
 
 
 async def query_history(
-    fetcher: PageFetcher,
+    sources: Sequence[tuple[Account, PageFetcher]],
     store: Store,
-    account: str,
     *,
     since: int,
-    keep: Callable[[InboundSms], bool],
+    keep: Callable[[Account, InboundSms], bool],
     limit: int,
 ) -> HistoryResult:
+    """SMS of every source account from `since` that `keep` accepts, newest first."""
+    found: list[tuple[Account, InboundSms]] = []
+    incomplete = False
+    for account, fetcher in sources:
+        messages, cut = await _read_since(fetcher, since)
+        found.extend((account, sms) for sms in messages if keep(account, sms))
+        incomplete = incomplete or cut
+    found.sort(key=lambda pair: pair[1].timestamp, reverse=True)  # stable: arrival order kept
+    shown = found[:limit]
+    posts: dict[str, dict[str, PostRef]] = {}
+    for account, _ in sources:
+        ids = [sms.document_id for owner, sms in shown if owner is account]
+        posts[account.name] = await store.posts(account.name, ids) if ids else {}
+    return HistoryResult(
+        since=since,
+        matched=len(found),
+        items=[HistoryItem(sms, posts[owner.name].get(sms.document_id)) for owner, sms in shown],
+        incomplete=incomplete,
+    )
+
+
+async def _read_since(fetcher: PageFetcher, since: int) -> tuple[list[InboundSms], bool]:
+    """Every SMS from `since` on (deduplicated), and whether the scan stopped at MAX_PAGES."""
     found: dict[str, InboundSms] = {}
     # One second earlier, so that `since` itself is included under either reading of the API.
     cursor = max(0, since - 1)
-    incomplete = True
     for _ in range(MAX_PAGES):
         page = await fetcher.fetch_page(cursor)
         for sms in page.messages:
@@ -58,15 +80,5 @@ async def query_history(
         step = next_step(cursor, [sms.timestamp for sms in page.messages], page.has_more_messages)
         cursor = step.next_since
         if not step.fetch_more:
-            incomplete = False
-            break
-    matching = [sms for sms in found.values() if sms.timestamp >= since and keep(sms)]
-    matching.sort(key=lambda sms: sms.timestamp, reverse=True)  # stable: arrival order kept
-    shown = matching[:limit]
-    posts = await store.posts(account, [sms.document_id for sms in shown])
-    return HistoryResult(
-        since=since,
-        matched=len(matching),
-        items=[HistoryItem(sms, posts.get(sms.document_id)) for sms in shown],
-        incomplete=incomplete,
-    )
+            return [sms for sms in found.values() if sms.timestamp >= since], False
+    return [sms for sms in found.values() if sms.timestamp >= since], True

@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from smsbridge.config import Settings
+from smsbridge.config import Account, Settings
 from smsbridge.delivery import Delivery
 from smsbridge.embedded_server import EmbeddedServer
 from smsbridge.errors import SlackAuthError, SmsBridgeError
@@ -45,123 +45,173 @@ EXIT_CONFIG = 2
 
 
 @dataclass
-class Bridge:
-    """The wired parts of one running bridge, built once from the settings."""
+class Lane:
+    """One provider account's path to Slack: its poller, delivery workers and lease."""
 
-    settings: Settings
-    store: Store
+    account: Account
     provider: ProviderClient
-    slack: AsyncWebClient
     delivery: Delivery
     poller: Poller
     keeper: LeaseKeeper
+
+    async def status(self, store: Store) -> Status:
+        name = self.account.name
+        return Status(
+            account=name,
+            last_success=await store.last_poll(name),
+            last_error=self.poller.last_error,
+            cursor=await store.cursor(name),
+            bridged_today=await store.posted_since(name, start_of_utc_day(time.time())),
+            counts=await store.counts(name),
+            slack_error=self.delivery.last_error,
+        )
+
+
+@dataclass
+class Bridge:
+    """The wired parts of one running bridge, built once from the settings: what all accounts
+    share (store, Slack client and its per-channel pacing, metrics) and one lane per account."""
+
+    settings: Settings
+    store: Store
+    slack: AsyncWebClient
     metrics: Metrics
+    lanes: list[Lane]
     commands: SmsCommand = field(init=False)
 
     def __post_init__(self) -> None:
         self.commands = SmsCommand(
-            self.settings, self.provider, self.store, self.slack, self.status
+            self.settings,
+            [(lane.account, lane.provider) for lane in self.lanes],
+            self.store,
+            self.slack,
+            self.status,
         )
 
-    async def status(self) -> Status:
-        """What `/sms status` reports."""
-        account = self.settings.account
-        return Status(
-            last_success=await self.store.last_poll(account),
-            last_error=self.poller.last_error,
-            cursor=await self.store.cursor(account),
-            bridged_today=await self.store.posted_since(account, start_of_utc_day(time.time())),
-            counts=await self.store.counts(account),
-            slack_error=self.delivery.last_error,
-        )
+    async def status(self) -> list[Status]:
+        """What `/sms status` reports, per account."""
+        return [await lane.status(self.store) for lane in self.lanes]
 
     @classmethod
     def build(
         cls, settings: Settings, stop: StopSignal, on_fatal: Callable[[Exception], None]
     ) -> Bridge:
         store = Store.open(settings.database_url)
-        provider = ProviderClient(
-            settings.provider.url, settings.provider.username, settings.provider.password
-        )
         slack = make_client(
             settings.slack.bot_token.get_secret_value(),
             settings.slack.api_url,
             settings.slack.timeout,
         )
-        holder = replica_id()
         metrics = Metrics()
-        keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
+        # One poster for all accounts: two accounts routed to one channel share its pace.
         poster = SlackPoster(
             slack,
             sleep=stop.sleep,
             on_rate_limited=lambda channel: metrics.slack_429.labels(channel).inc(),
             post_interval=settings.slack.post_interval,
         )
-        delivery = Delivery(
-            store,
-            poster,
-            settings.account,
-            stop,
-            thread_idle_hours=settings.thread_idle_hours,
-            on_fatal=on_fatal,
-            alerts=settings.alerts,
-            holder=holder,
-            # SQLite: start() takes the single-writer lock, so no other process can be posting.
-            in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
-            may_deliver=lambda: keeper.held,
-            metrics=metrics,
-        )
-        poller = Poller(
-            settings.account,
-            provider,
-            store,
-            delivery,
-            settings.channel_for,
-            poll_interval=settings.poll_interval,
-            initial_lookback=settings.initial_lookback,
-            rejected_retry=settings.rejected_retry,
-            may_poll=lambda: keeper.held,
-            metrics=metrics,
-        )
-        keeper = LeaseKeeper(
-            store, settings.account, holder, settings.poll_interval, stop, delivery.kick
-        )
-        return cls(settings, store, provider, slack, delivery, poller, keeper, metrics)
+        holder = replica_id()
+        lanes = [
+            _lane(settings, account, store, poster, metrics, holder, stop, on_fatal)
+            for account in settings.provider_accounts
+        ]
+        return cls(settings, store, slack, metrics, lanes)
 
     async def start(self) -> None:
         """Schema up to date, the database ours to write, Slack accepting our token, and a first
-        try at the polling lease (the holder then recovers and posts what is waiting)."""
+        try at each polling lease (a holder then recovers and posts what is waiting)."""
         before, after = await self.store.upgrade()
         if before != after:
             log.info("database schema upgraded from version %d to %d", before, after)
         self.store.lock_for_single_writer()
         await _check_slack_auth(self.slack)
-        await self.keeper.renew()
+        for lane in self.lanes:
+            await lane.keeper.renew()
+
+    async def ready(self) -> bool:
+        """Every account was polled (by some replica) within the last three intervals."""
+        return all([await lane.poller.ready() for lane in self.lanes])
+
+    def last_error(self) -> str | None:
+        errors = [
+            f"{lane.account.name}: {lane.poller.last_error}"
+            for lane in self.lanes
+            if lane.poller.last_error
+        ]
+        return "; ".join(errors) or None
 
     async def prune(self) -> None:
-        """Retention: keep the database from growing without bound (the lease holder only)."""
-        if not self.keeper.held:
-            return
+        """Retention: keep the database from growing without bound (lease holders only)."""
         days = self.settings.retention_days
-        try:
-            removed, idle = await self.store.prune(
-                self.settings.account, time.time() - days * 86400
-            )
-        except Exception as error:  # retried at the next run of the job
-            log.warning("retention failed: %s", error, extra={"cause": "database"})
-            return
-        if removed or idle:
-            log.info(
-                "retention: forgot %d SMS and %d idle threads older than %d days",
-                removed,
-                idle,
-                days,
-                extra={"pruned_sms": removed, "pruned_threads": idle},
-            )
+        for lane in self.lanes:
+            if not lane.keeper.held:
+                continue
+            try:
+                removed, idle = await self.store.prune(
+                    lane.account.name, time.time() - days * 86400
+                )
+            except Exception as error:  # retried at the next run of the job
+                log.warning("retention failed: %s", error, extra={"cause": "database"})
+                continue
+            if removed or idle:
+                log.info(
+                    "retention: forgot %d SMS and %d idle threads older than %d days",
+                    removed,
+                    idle,
+                    days,
+                    extra={
+                        "account": lane.account.name,
+                        "pruned_sms": removed,
+                        "pruned_threads": idle,
+                    },
+                )
 
     async def aclose(self) -> None:
-        await self.provider.aclose()
+        for lane in self.lanes:
+            await lane.provider.aclose()
         await self.store.close()
+
+
+def _lane(
+    settings: Settings,
+    account: Account,
+    store: Store,
+    poster: SlackPoster,
+    metrics: Metrics,
+    holder: str,
+    stop: StopSignal,
+    on_fatal: Callable[[Exception], None],
+) -> Lane:
+    provider = ProviderClient(account.url, account.name, account.password)
+    keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
+    delivery = Delivery(
+        store,
+        poster,
+        account.name,
+        stop,
+        thread_idle_hours=settings.thread_idle_hours,
+        on_fatal=on_fatal,
+        alerts=account.alerts,
+        holder=holder,
+        # SQLite: start() takes the single-writer lock, so no other process can be posting.
+        in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
+        may_deliver=lambda: keeper.held,
+        metrics=metrics,
+    )
+    poller = Poller(
+        account.name,
+        provider,
+        store,
+        delivery,
+        account.channel_for,
+        poll_interval=settings.poll_interval,
+        initial_lookback=settings.initial_lookback,
+        rejected_retry=settings.rejected_retry,
+        may_poll=lambda: keeper.held,
+        metrics=metrics,
+    )
+    keeper = LeaseKeeper(store, account.name, holder, settings.poll_interval, stop, delivery.kick)
+    return Lane(account, provider, delivery, poller, keeper)
 
 
 @dataclass
@@ -194,21 +244,22 @@ class Service:
         self.stop.set()
 
     async def _serve(self, bridge: Bridge) -> None:
-        delivery, poller, slack_settings = bridge.delivery, bridge.poller, self.settings.slack
+        slack_settings = self.settings.slack
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         scheduler = AsyncIOScheduler(event_loop=loop)
-        scheduler.add_job(
-            poller.run_job,
-            "interval",
-            seconds=self.settings.poll_interval,
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-            id="poll",
-        )
+        for lane in bridge.lanes:  # one poll job per provider account
+            scheduler.add_job(
+                lane.poller.run_job,
+                "interval",
+                seconds=self.settings.poll_interval,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+                id=f"poll:{lane.account.name}",
+            )
         scheduler.add_job(
             bridge.prune,
             "interval",
@@ -222,8 +273,8 @@ class Service:
             bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
         )
         web = build_web_app(
-            poller.ready,
-            lambda: poller.last_error,
+            bridge.ready,
+            bridge.last_error,
             bridge.metrics.exposition,
             (EVENTS_PATH, http_endpoint(bolt)),
         )
@@ -239,10 +290,14 @@ class Service:
             )
         )
         server_task = asyncio.create_task(server.serve(), name="http")
-        keeper_task = asyncio.create_task(bridge.keeper.run(), name="lease")
+        keepers = [
+            asyncio.create_task(lane.keeper.run(), name=f"lease:{lane.account.name}")
+            for lane in bridge.lanes
+        ]
         scheduler.start()
         log.info(
-            "smsbridge running: polling every %ss, HTTP on port %d",
+            "smsbridge running: %d provider account(s), polling every %ss, HTTP on port %d",
+            len(bridge.lanes),
             self.settings.poll_interval,
             self.settings.port,
         )
@@ -251,9 +306,11 @@ class Service:
         log.info("stopping: finishing the posts in flight")
         self.stop.set()
         scheduler.shutdown(wait=False)
-        await poller.halt()
-        await delivery.drain()
-        await keeper_task  # gives the lease up, so another replica takes over at once
+        for lane in bridge.lanes:
+            await lane.poller.halt()
+        for lane in bridge.lanes:
+            await lane.delivery.drain()
+        await asyncio.gather(*keepers)  # gives the leases up, so another replica takes over
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         server.should_exit = True

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from smsbridge.config import Settings
+from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError
 from smsbridge.history import query_history
 from smsbridge.models import InboundSms
@@ -32,25 +32,25 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
         console.print(f"smsbridge history: {error}", markup=False)
         return 2
 
-    def keep(sms: InboundSms) -> bool:
+    def keep(_: Account, sms: InboundSms) -> bool:
         return (parsed.sender is None or sms.sender == parsed.sender) and (
             parsed.line is None or sms.recipient == parsed.line
         )
 
-    provider = ProviderClient(
-        settings.provider.url, settings.provider.username, settings.provider.password
-    )
+    sources = [
+        (account, ProviderClient(account.url, account.name, account.password))
+        for account in settings.provider_accounts
+    ]
     store = Store.open(settings.database_url)
     try:
         await store.upgrade()
-        result = await query_history(
-            provider, store, settings.account, since=since, keep=keep, limit=parsed.limit
-        )
+        result = await query_history(sources, store, since=since, keep=keep, limit=parsed.limit)
     except ProviderError as error:
         console.print(f"smsbridge history: {error}", markup=False)
         return 1
     finally:
-        await provider.aclose()
+        for _, client in sources:
+            await client.aclose()
         await store.close()
     started = datetime.fromtimestamp(since).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     table = Table(title=f"{result.matched} SMS since {started}, newest first", title_justify="left")

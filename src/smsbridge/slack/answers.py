@@ -25,6 +25,7 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Status:
+    account: str
     last_success: float | None
     last_error: str | None
     cursor: int | None
@@ -131,7 +132,14 @@ def _pack(lines: list[str], limit: int) -> list[str]:
     return chunks
 
 
-def status_answer(status: Status, now: float) -> Answer:
+def status_answer(statuses: list[Status], now: float) -> Answer:
+    """One section per provider account (one account: no account headings)."""
+    sections = [_status_lines(status, now, titled=len(statuses) > 1) for status in statuses]
+    text = "\n\n".join(sections)
+    return Answer(text=text, blocks=[_section(section) for section in sections])
+
+
+def _status_lines(status: Status, now: float, *, titled: bool) -> str:
     def ago(moment: float) -> str:
         seconds = max(0, int(now - moment))
         return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60} min ago"
@@ -149,7 +157,7 @@ def status_answer(status: Status, now: float) -> Answer:
     )
     counts = status.counts
     lines = [
-        "*smsbridge status*",
+        f"*smsbridge status: {escape(status.account)}*" if titled else "*smsbridge status*",
         f"• Last successful poll: {poll}",
         f"• Cursor: {slack_date(status.cursor) if status.cursor is not None else 'not set yet'}",
         f"• Bridged today (UTC): {status.bridged_today}",
@@ -158,8 +166,7 @@ def status_answer(status: Status, now: float) -> Answer:
         f"• SMS provider: {provider}",
         f"• Slack: {slack}",
     ]
-    text = "\n".join(lines)
-    return Answer(text=text, blocks=[_section(text)])
+    return "\n".join(lines)
 
 
 def start_of_utc_day(now: float) -> float:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from smsbridge.config import Settings
+from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderRejectedError, ProviderTransientError
 from smsbridge.history import query_history
 from smsbridge.models import InboundSms
@@ -49,14 +49,14 @@ class SmsCommand:
     def __init__(
         self,
         settings: Settings,
-        fetcher: PageFetcher,
+        sources: list[tuple[Account, PageFetcher]],
         store: Store,
         client: AsyncWebClient,
-        status: Callable[[], Awaitable[Status]],
+        status: Callable[[], Awaitable[list[Status]]],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        self._fetcher = fetcher
+        self._sources = sources
         self._store = store
         self._client = client
         self._status = status
@@ -91,11 +91,13 @@ class SmsCommand:
 
     async def _history(self, args: HistoryArgs, user: str, channel: str) -> Answer:
         settings = self._settings
-        routed = sorted(set(settings.routes.values()))
+        routed = settings.routed_channels
         if user in settings.history_allowed_users:
-            in_channel: str | None = None  # all SMS
+            in_channel: str | None = None  # all SMS of all accounts
+            sources = self._sources
         elif channel in routed:
-            in_channel = channel  # the SMS this channel receives
+            in_channel = channel  # the SMS this channel receives, from the accounts routed here
+            sources = [(a, f) for a, f in self._sources if channel in a.routes.values()]
         else:
             where = ", ".join(f"<#{c}>" for c in routed)
             return notice(
@@ -114,21 +116,16 @@ class SmsCommand:
         except ValueError as error:
             return help_answer(str(error))
 
-        def keep(sms: InboundSms) -> bool:
+        def keep(account: Account, sms: InboundSms) -> bool:
             if args.sender and sms.sender != args.sender:
                 return False
             if args.line and sms.recipient != args.line:
                 return False
-            return in_channel is None or settings.channel_for(sms.recipient) == in_channel
+            return in_channel is None or account.channel_for(sms.recipient) == in_channel
 
         try:
             result = await query_history(
-                self._fetcher,
-                self._store,
-                settings.account,
-                since=since,
-                keep=keep,
-                limit=args.limit,
+                sources, self._store, since=since, keep=keep, limit=args.limit
             )
         except ProviderRejectedError as error:
             what = (
