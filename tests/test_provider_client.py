@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 from conftest import PASSWORD, USERNAME, Served
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.provider.client import ProviderClient
-from smsbridge.sim.provider import Account, Fault
+from smsbridge.sim.provider import Account, Fault, SimSms
 
 
 @contextlib.asynccontextmanager
@@ -158,7 +159,8 @@ async def test_stand_in_validates_like_the_documented_endpoint(
 
 
 async def test_the_stand_in_capped_collection_forgets_the_oldest(served: Served) -> None:
-    served.provider.messages = type(served.provider.messages)(maxlen=3)
+    capped: deque[SimSms] = deque(maxlen=3)
+    served.provider.messages = served.provider.inboxes[USERNAME] = capped
     for i in range(5):
         served.provider.add("61409560857", f"m{i}", timestamp=100 + i)
     async with client(served) as provider:

@@ -406,3 +406,23 @@ async def test_a_wrong_app_token_stops_run_with_a_clear_error(
     service = Service(settings, host="127.0.0.1", handle_signals=False)
     assert await asyncio.wait_for(service.run(), 30) == 2
     assert "SMSBRIDGE_SLACK__APP_TOKEN" in str(service.fatal)
+
+
+async def test_with_several_accounts_history_and_status_cover_the_right_ones(
+    served: Served, slack_side: Any
+) -> None:
+    served.provider.accounts["agency@reseller"] = Account("agency pass")
+    first = {"username": USERNAME, "password": "demo password & more", "routes": {"*": OPS}}
+    agency = {"username": "agency@reseller", "password": "agency pass", "routes": {"*": INBOX}}
+    accounts = [{**first, "url": served.provider_url}, {**agency, "url": served.provider_url}]
+    side = await slack_side(accounts=accounts, provider=None, routes={})
+    served.provider.add(ALICE, "first account's sms", timestamp=at(60))
+    served.provider.add(BOB, "agency's sms", timestamp=at(60), account="agency@reseller")
+    in_inbox = await side.ask("history 1h", channel=INBOX)
+    assert "agency's sms" in in_inbox
+    assert "first account's sms" not in in_inbox
+    everything = await side.ask("history 1h", user="U0BOSS", channel="D0DM")
+    assert "first account's sms" not in everything  # U0BOSS is not on the allow-list here
+    status = await side.ask("status")
+    assert f"smsbridge status: {USERNAME}" in status
+    assert "smsbridge status: agency@reseller" in status

@@ -77,13 +77,20 @@ class ProviderSim:
     accounts: dict[str, Account] = field(
         default_factory=lambda: {"demo@reseller": Account(password="demo password & more")}
     )
-    messages: deque[SimSms] = field(init=False)
+    messages: deque[SimSms] = field(init=False)  # the inbox of the first account
+    inboxes: dict[str, deque[SimSms]] = field(init=False)  # each account sees only its own
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.messages = deque(maxlen=self.capacity)  # the capped collection
+        self.inboxes = {next(iter(self.accounts)): self.messages}
+
+    def inbox(self, username: str) -> deque[SimSms]:
+        if username not in self.inboxes:
+            self.inboxes[username] = deque(maxlen=self.capacity)
+        return self.inboxes[username]
 
     # -- test and demo API --------------------------------------------------------------------
 
@@ -99,7 +106,10 @@ class ProviderSim:
         recipient: str = "61411001001",
         origin: str | None = None,
         timestamp: int | None = None,
+        account: str | None = None,
     ) -> SimSms:
+        """A new inbound SMS in `account`'s inbox (by default the first account's)."""
+        inbox = self.messages if account is None else self.inbox(account)
         sms = SimSms(
             document_id=self.new_id(),
             sender=sender,
@@ -110,12 +120,12 @@ class ProviderSim:
         )
         # The collection is ordered by timestamp; a late message with an older stamp goes in
         # its place, as a database index would return it.
-        if self.messages and self.messages[-1].timestamp > sms.timestamp:
-            ordered = sorted([*self.messages, sms], key=lambda m: m.timestamp)
-            self.messages.clear()
-            self.messages.extend(ordered[-self.capacity :])
+        if inbox and inbox[-1].timestamp > sms.timestamp:
+            ordered = sorted([*inbox, sms], key=lambda m: m.timestamp)
+            inbox.clear()
+            inbox.extend(ordered[-self.capacity :])
         else:
-            self.messages.append(sms)
+            inbox.append(sms)
         return sms
 
     def inject(self, fault: Fault, times: int = 1) -> None:
@@ -146,7 +156,7 @@ class ProviderSim:
         start = int(since)
         matching = [
             sms
-            for sms in self.messages
+            for sms in self.inbox(username)
             if (sms.timestamp >= start if self.inclusive else sms.timestamp > start)
         ]
         page = matching[: self.page_size]
