@@ -87,3 +87,24 @@ def test_every_documented_error_status_can_be_injected(fault: Fault) -> None:
     from smsbridge.provider.client import INTERNAL_ERROR, REJECTIONS
 
     assert int(fault.value.removeprefix("status_")) in {*REJECTIONS, INTERNAL_ERROR}
+
+
+async def test_a_token_revoked_while_running_stops_with_exit_2_and_loses_nothing(
+    served: Served, tmp_path: Path
+) -> None:
+    env = bridge_env(served, tmp_path)
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
+    served.slack.token = "xoxb-reissued"  # the old token is revoked
+    kept = served.provider.add(ALICE, "arrives while the token is bad").document_id
+    code, out, err = await finish(process)
+    assert code == 2
+    assert "invalid_auth" in err
+    assert "SMSBRIDGE_SLACK__BOT_TOKEN" in err
+    assert "Traceback" not in err + out
+    # The operator sets the new token and starts again: the SMS was kept and arrives.
+    process = await smsbridge("run", env={**env, "SLACK_BOT_TOKEN": "xoxb-reissued"})
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    process.send_signal(signal.SIGTERM)
+    assert (await finish(process))[0] == 0
+    assert served.slack.document_ids() == [kept]
