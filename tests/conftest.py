@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from smsbridge.config import ProviderSettings, Settings, SlackSettings
+from smsbridge.delivery import CatchUpProgress
 from smsbridge.service import Bridge, Lane
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
@@ -87,10 +88,10 @@ def make_settings(served: Served, tmp_path: Path) -> Any:
 class Harness:
     """A bridge in this event loop, driven one poll cycle at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, progress: CatchUpProgress | None = None) -> None:
         self.stop = StopSignal()
         self.fatal: list[Exception] = []
-        self.bridge = Bridge.build(settings, self.stop, self.fatal.append)
+        self.bridge = Bridge.build(settings, self.stop, self.fatal.append, progress)
 
     @property
     def lane(self) -> Lane:
@@ -121,8 +122,8 @@ class Harness:
 async def make_harness(make_settings: Any) -> AsyncIterator[Any]:
     harnesses: list[Harness] = []
 
-    async def build(**overrides: Any) -> Harness:
-        harness = Harness(make_settings(**overrides))
+    async def build(progress: CatchUpProgress | None = None, **overrides: Any) -> Harness:
+        harness = Harness(make_settings(**overrides), progress)
         await harness.bridge.start()
         harnesses.append(harness)
         return harness

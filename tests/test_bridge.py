@@ -468,3 +468,22 @@ async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
     ]
     assert [status for _, _, status in posts if status != 200] == [], "a paced backlog drew 429s"
     assert len(served.slack.document_ids()) == 6
+
+
+async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from rich.console import Console
+
+    from smsbridge.terminal import TerminalProgress
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100, color_system=None)
+    harness = await make_harness(progress=TerminalProgress(terminal))
+    for i in range(22):
+        served.provider.add(ALICE, f"while we were away {i}")
+    await harness.cycle()
+    drawn = screen.getvalue()
+    assert "catching up C0OPS" in drawn
+    assert "22/22" in drawn
+    assert len(served.slack.document_ids()) == 22

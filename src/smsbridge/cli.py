@@ -65,8 +65,16 @@ def run(
     from smsbridge.service import Service
 
     settings = _settings(config)
-    setup_logging(log_format=log_format.value)
-    raise typer.Exit(asyncio.run(Service(settings).run()))
+    progress = None
+    if log_format is LogFormat.console and sys.stderr.isatty():
+        from smsbridge.terminal import TerminalProgress
+
+        console = Console(stderr=True)
+        progress = TerminalProgress(console)
+        setup_logging(console=console)
+    else:
+        setup_logging(log_format=log_format.value)
+    raise typer.Exit(asyncio.run(Service(settings, progress=progress).run()))
 
 
 @app.command()

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from smsbridge.alerts import AlertRule, alert_for
 from smsbridge.backoff import Backoff
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_MARGIN = 300.0  # seconds before a claim in which its post may have landed in Slack
 CATCH_UP_NOTICE_AT = 20  # a backlog this large in one channel gets a notice and progress logs
+
+
+class CatchUpProgress(Protocol):
+    """Where a large catch-up reports its progress (a progress bar on a terminal)."""
+
+    def start(self, channel: str, total: int) -> None: ...
+
+    def advance(self, channel: str, done: int) -> None: ...
+
+    def finish(self, channel: str) -> None: ...
 
 
 class Delivery:
@@ -49,6 +60,7 @@ class Delivery:
         in_doubt_grace: float = 0.0,
         may_deliver: Callable[[], bool] = lambda: True,
         metrics: Metrics | None = None,
+        progress: CatchUpProgress | None = None,
     ) -> None:
         self._store = store
         self._poster = poster
@@ -64,6 +76,7 @@ class Delivery:
         self._grace = in_doubt_grace
         self._may_deliver = may_deliver
         self._metrics = metrics or Metrics()
+        self._progress = progress
         self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -98,6 +111,8 @@ class Delivery:
             catch_up = total >= CATCH_UP_NOTICE_AT
             if catch_up:
                 await self._announce_catch_up(channel, total)
+                if self._progress:
+                    self._progress.start(channel, total)
             done = 0
             while not self._stop.is_set():
                 self._dirty.discard(channel)
@@ -111,6 +126,8 @@ class Delivery:
                         return
                     await self._deliver_with_retry(row)
                     done += 1
+                    if catch_up and self._progress:
+                        self._progress.advance(channel, min(done, total))
                     if catch_up and (done % max(1, total // 10) == 0 or done == total):
                         log.info(
                             "catching up in %s: %d of %d SMS posted",
@@ -125,6 +142,9 @@ class Delivery:
             self._on_fatal(error)
         except Exception as error:  # a bug or a lost database: say so, the next kick retries
             log.exception("delivery to %s stopped unexpectedly: %s", channel, error)
+        finally:
+            if self._progress:
+                self._progress.finish(channel)
 
     async def _announce_catch_up(self, channel: str, total: int) -> None:
         """One line before a large backlog, so readers know why old SMS are arriving now."""

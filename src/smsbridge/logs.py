@@ -12,6 +12,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.console import Console
+from rich.logging import RichHandler
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -25,6 +28,17 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
+        extras = _extras(record)
+        if extras:
+            line += "  " + " ".join(f"{key}={value}" for key, value in extras.items())
+        return line
+
+
+class ExtrasFormatter(logging.Formatter):
+    """The message and its fields, for a handler that adds time and level itself (rich)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.getMessage()
         extras = _extras(record)
         if extras:
             line += "  " + " ".join(f"{key}={value}" for key, value in extras.items())
@@ -47,9 +61,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", log_format: str = "console") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
+def setup_logging(
+    level: str = "INFO", log_format: str = "console", console: Console | None = None
+) -> None:
+    """`console`: a rich console showing live progress; log lines then print above it."""
+    handler: logging.Handler
+    if console is not None:
+        handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+        handler.setFormatter(ExtrasFormatter())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
-from smsbridge.delivery import Delivery
+from smsbridge.delivery import CatchUpProgress, Delivery
 from smsbridge.embedded_server import EmbeddedServer
 from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.lease import LeaseKeeper, replica_id
@@ -94,7 +94,11 @@ class Bridge:
 
     @classmethod
     def build(
-        cls, settings: Settings, stop: StopSignal, on_fatal: Callable[[Exception], None]
+        cls,
+        settings: Settings,
+        stop: StopSignal,
+        on_fatal: Callable[[Exception], None],
+        progress: CatchUpProgress | None = None,
     ) -> Bridge:
         store = Store.open(settings.database_url)
         slack = make_client(
@@ -112,7 +116,7 @@ class Bridge:
         )
         holder = replica_id()
         lanes = [
-            _lane(settings, account, store, poster, metrics, holder, stop, on_fatal)
+            _lane(settings, account, store, poster, metrics, holder, stop, on_fatal, progress)
             for account in settings.provider_accounts
         ]
         return cls(settings, store, slack, metrics, lanes)
@@ -181,6 +185,7 @@ def _lane(
     holder: str,
     stop: StopSignal,
     on_fatal: Callable[[Exception], None],
+    progress: CatchUpProgress | None,
 ) -> Lane:
     provider = ProviderClient(account.url, account.name, account.password)
     keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
@@ -197,6 +202,7 @@ def _lane(
         in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
         may_deliver=lambda: keeper.held,
         metrics=metrics,
+        progress=progress,
     )
     poller = Poller(
         account.name,
@@ -222,10 +228,11 @@ class Service:
     stop: StopSignal = field(default_factory=StopSignal)
     fatal: SmsBridgeError | None = None
     bridge: Bridge | None = None  # while running
+    progress: CatchUpProgress | None = None  # a progress bar for catch-ups, on a terminal
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        bridge = self.bridge = Bridge.build(self.settings, self.stop, self._on_fatal)
+        bridge = self.bridge = Bridge.build(self.settings, self.stop, self._on_fatal, self.progress)
         try:
             await bridge.start()
             await self._serve(bridge)

@@ -1,10 +1,11 @@
-"""`smsbridge history`: the history answer as a table in the terminal."""
+"""The terminal side: `smsbridge history` as a table, and catch-up progress bars for `run`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -76,3 +77,43 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
             markup=False,
         )
     return 0
+
+
+class TerminalProgress:
+    """Progress bars for catch-ups, one per channel, while `run` is on a terminal.
+
+    Log lines go through the same console (see setup_logging), so they print above the bars.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("catching up {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            auto_refresh=False,  # drawn from the event loop when something changes, no thread
+        )
+        self._tasks: dict[str, tuple[TaskID, int]] = {}  # channel -> (task, total)
+
+    def start(self, channel: str, total: int) -> None:
+        if not self._tasks:
+            self._progress.start()
+        self._tasks[channel] = (self._progress.add_task(channel, total=total), total)
+        self._progress.refresh()
+
+    def advance(self, channel: str, done: int) -> None:
+        if channel not in self._tasks:
+            return
+        task, total = self._tasks[channel]
+        self._progress.update(task, completed=done)
+        if done == total or (100 * done // total) != (100 * (done - 1) // total):
+            self._progress.refresh()  # at most once per percent
+
+    def finish(self, channel: str) -> None:
+        if channel not in self._tasks:
+            return
+        task, _ = self._tasks.pop(channel)
+        self._progress.refresh()
+        self._progress.remove_task(task)
+        if not self._tasks:
+            self._progress.stop()
