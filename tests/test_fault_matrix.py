@@ -25,11 +25,12 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
         served,
         tmp_path,
         SMSBRIDGE_REJECTED_RETRY="1",
+        SMSBRIDGE_PROVIDER__TIMEOUT="0.5",  # so that the slow answer below is a real timeout
         SMSBRIDGE_ROUTES=f'{{"{OPS_LINE}": "{OPS}", "{DEAD_LINE}": "C0DEAD", "*": "{INBOX}"}}',
     )
     process = await smsbridge("run", env=env)
     await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
-    served.provider.slow_seconds = 1.0
+    served.provider.slow_seconds = 1.0  # twice the timeout
     expected: list[str] = []
 
     async def arrives(text: str, recipient: str = OPS_LINE) -> None:
@@ -69,6 +70,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
             process.send_signal(signal.SIGTERM)
         code, _, err = await finish(process)
     assert code == 0, err
+    assert "SMS provider timed out" in err  # the slow answer really was a timeout
     assert Counter(served.slack.document_ids()) == Counter(expected)
     store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
     try:

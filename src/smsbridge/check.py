@@ -75,7 +75,7 @@ async def _check_database(settings: Settings) -> CheckResult:
 
 async def _check_provider(account: Account, *, titled: bool) -> CheckResult:
     name = f"SMS provider {account.name}" if titled else "SMS provider"
-    client = ProviderClient(account.url, account.name, account.password)
+    client = ProviderClient(account.url, account.name, account.password, timeout=account.timeout)
     try:
         await client.fetch_page(int(time.time()))
     except ProviderError as error:

@@ -78,6 +78,7 @@ class ProviderSettings(BaseModel):
     url: ProviderUrl = DEFAULT_PROVIDER_URL
     username: UserName
     password: SecretStr = Field(min_length=1)
+    timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for one page
 
 
 class SlackSettings(BaseModel):
@@ -118,6 +119,7 @@ class AccountSettings(BaseModel):
     username: UserName
     password: SecretStr = Field(min_length=1)
     url: ProviderUrl = DEFAULT_PROVIDER_URL
+    timeout: float = Field(default=30.0, gt=0, le=300)
     routes: Routes = Field(min_length=1)
     alerts: list[AlertRule] = Field(default_factory=list)
 
@@ -129,6 +131,7 @@ class Account:
     name: str  # the provider user name: the key of its cursor, ledger, threads and lease
     url: str
     password: SecretStr
+    timeout: float
     routes: dict[str, str]
     alerts: tuple[AlertRule, ...]
 
@@ -160,7 +163,9 @@ def _resolve(settings: AccountSettings, region: str, label: str) -> Account:
         except ValueError as error:
             raise ValueError(f"{label} alerts rule {index}: {error}") from None
         rules.append(rule.model_copy(update={"senders": senders}))
-    return Account(settings.username, settings.url, settings.password, numbers, tuple(rules))
+    return Account(
+        settings.username, settings.url, settings.password, settings.timeout, numbers, tuple(rules)
+    )
 
 
 class Settings(BaseSettings):
@@ -257,6 +262,7 @@ class Settings(BaseSettings):
                 username=self.provider.username,
                 password=self.provider.password,
                 url=self.provider.url,
+                timeout=self.provider.timeout,
                 routes=self.routes,
                 alerts=self.alerts,
             )

@@ -39,7 +39,10 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
         )
 
     sources = [
-        (account, ProviderClient(account.url, account.name, account.password))
+        (
+            account,
+            ProviderClient(account.url, account.name, account.password, timeout=account.timeout),
+        )
         for account in settings.provider_accounts
     ]
     store = Store.open(settings.database_url)
