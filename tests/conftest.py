@@ -133,6 +133,19 @@ async def make_harness(make_settings: Any) -> AsyncIterator[Any]:
         await harness.close()
 
 
+def use_accounts_env(monkeypatch: pytest.MonkeyPatch, accounts_json: str) -> None:
+    """Environment for the several-accounts form: SMSBRIDGE_ACCOUNTS, no single account."""
+    for name in (
+        "SMSBRIDGE_PROVIDER__USERNAME",
+        "SMSBRIDGE_PROVIDER__PASSWORD",
+        "SMSBRIDGE_ROUTES",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SMSBRIDGE_SLACK__BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SMSBRIDGE_SLACK__SIGNING_SECRET", "s")
+    monkeypatch.setenv("SMSBRIDGE_ACCOUNTS", accounts_json)
+
+
 def postgres_url() -> str | None:
     """The PostgreSQL server for tests; its absence skips them, or fails them in CI."""
     url = os.environ.get("SMSBRIDGE_TEST_POSTGRES_URL")

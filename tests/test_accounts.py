@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INBOX, OPS, PASSWORD, USERNAME, Served
+from conftest import INBOX, OPS, PASSWORD, USERNAME, Served, use_accounts_env
 from smsbridge.config import load_settings
 from smsbridge.errors import ConfigError
 from smsbridge.sim.provider import Account
@@ -100,15 +100,7 @@ def entry(**fields: Any) -> dict[str, Any]:
 def test_invalid_accounts_are_refused_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, accounts: list[dict[str, Any]], words: str
 ) -> None:
-    for name in (
-        "SMSBRIDGE_PROVIDER__USERNAME",
-        "SMSBRIDGE_PROVIDER__PASSWORD",
-        "SMSBRIDGE_ROUTES",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SMSBRIDGE_SLACK__BOT_TOKEN", "xoxb-1")
-    monkeypatch.setenv("SMSBRIDGE_SLACK__SIGNING_SECRET", "s")
-    monkeypatch.setenv("SMSBRIDGE_ACCOUNTS", json.dumps(accounts))
+    use_accounts_env(monkeypatch, json.dumps(accounts))
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert words in " ".join(caught.value.problems)

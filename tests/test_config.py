@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import use_accounts_env
 from smsbridge.config import load_settings
 from smsbridge.errors import ConfigError
 
@@ -172,15 +173,7 @@ def test_the_readme_accounts_example_loads(clean_env: pytest.MonkeyPatch) -> Non
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     example = re.search(r"export SMSBRIDGE_ACCOUNTS='(.*?)'", readme, re.DOTALL)
     assert example is not None
-    for name in (
-        "SMSBRIDGE_PROVIDER__USERNAME",
-        "SMSBRIDGE_PROVIDER__PASSWORD",
-        "SMSBRIDGE_ROUTES",
-    ):
-        clean_env.delenv(name, raising=False)
-    clean_env.setenv("SMSBRIDGE_SLACK__BOT_TOKEN", "xoxb-1")
-    clean_env.setenv("SMSBRIDGE_SLACK__SIGNING_SECRET", "s")
-    clean_env.setenv("SMSBRIDGE_ACCOUNTS", example.group(1))
+    use_accounts_env(clean_env, example.group(1))
     accounts = load_settings().provider_accounts
     assert [a.name for a in accounts] == ["1234321@reseller", "7654321@reseller"]
     assert accounts[1].channel_for("61400000000") == "C0CLINIC"

@@ -22,27 +22,26 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {key: value for key, value in vars(record).items() if key not in _STANDARD}
 
 
+def _with_fields(line: str, record: logging.LogRecord) -> str:
+    extras = _extras(record)
+    if not extras:
+        return line
+    return line + "  " + " ".join(f"{key}={value}" for key, value in extras.items())
+
+
 class ConsoleFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = _extras(record)
-        if extras:
-            line += "  " + " ".join(f"{key}={value}" for key, value in extras.items())
-        return line
+        return _with_fields(super().format(record), record)
 
 
 class ExtrasFormatter(logging.Formatter):
     """The message and its fields, for a handler that adds time and level itself (rich)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = record.getMessage()
-        extras = _extras(record)
-        if extras:
-            line += "  " + " ".join(f"{key}={value}" for key, value in extras.items())
-        return line
+        return _with_fields(record.getMessage(), record)
 
 
 class JsonFormatter(logging.Formatter):
