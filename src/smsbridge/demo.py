@@ -113,6 +113,7 @@ def slack_view(slack: SlackSim) -> Group:
             for reply in slack.replies(channel.id, parent["ts"]):
                 body.append_text(_message_lines(reply, "    ↳ "))
             body.append("\n")
+        body.rstrip()
         panels.append(
             Panel(
                 body or Text("(no messages yet)", style="dim"),
@@ -166,6 +167,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                     live.update(slack_view(slack))
                     await asyncio.sleep(0.25)
                 live.update(slack_view(slack))
+            console.print()
             stop_feed.set()
             service.stop.set()
             await feeder
