@@ -358,6 +358,7 @@ async def test_status_reports_poll_cursor_counts_and_health(
     await asyncio.wait_for(served.slack.wait_for_sms(1), 15)
     answer = await side.ask("status")
     assert "Last successful poll: <!date^" in answer
+    assert f"by `{side.service.bridge.lanes[0].keeper.holder}`" in answer  # which replica polls
     assert "Cursor: <!date^" in answer
     assert "Unrouted: 1" in answer
     assert "SMS provider: :white_check_mark: ok" in answer

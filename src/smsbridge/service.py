@@ -64,6 +64,7 @@ class Lane:
             bridged_today=await store.posted_since(name, start_of_utc_day(time.time())),
             counts=await store.counts(name),
             slack_error=self.delivery.last_error,
+            polled_by=await store.lease_holder(name),
         )
 
 

@@ -32,6 +32,7 @@ class Status:
     bridged_today: int
     counts: dict[str, int]
     slack_error: str | None
+    polled_by: str | None = None  # the replica holding the polling lease
 
 
 USAGE = (
@@ -158,7 +159,8 @@ def _status_lines(status: Status, now: float, *, titled: bool) -> str:
     counts = status.counts
     lines = [
         f"*smsbridge status: {escape(status.account)}*" if titled else "*smsbridge status*",
-        f"• Last successful poll: {poll}",
+        f"• Last successful poll: {poll}"
+        + (f" by `{escape(status.polled_by)}`" if status.polled_by else ""),
         f"• Cursor: {slack_date(status.cursor) if status.cursor is not None else 'not set yet'}",
         f"• Bridged today (UTC): {status.bridged_today}",
         f"• Waiting: {counts.get('pending', 0) + counts.get('posting', 0)}"
