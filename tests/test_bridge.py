@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -487,3 +488,16 @@ async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(served: Served, mak
     assert "catching up C0OPS" in drawn
     assert "22/22" in drawn
     assert len(served.slack.document_ids()) == 22
+
+
+async def test_a_retry_after_a_5xx_checks_slack_at_once_not_after_the_replica_grace(
+    served: Served,
+    make_harness,  # type: ignore[no-untyped-def]
+) -> None:
+    harness = await make_harness()
+    harness.lane.delivery._grace = 3600.0  # as on PostgreSQL, with an absurd grace
+    served.slack.force("chat.postMessage", status=500, after_effect=True)
+    served.provider.add(ALICE, "answer lost once")
+    # Our own claim is not another replica's: the retry must not wait out the grace.
+    await asyncio.wait_for(harness.cycle(), 30)
+    assert posted_texts(served, OPS) == ["answer lost once"]

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from smsbridge.alerts import AlertRule, alert_for
@@ -181,9 +182,14 @@ class Delivery:
                     error,
                     delay,
                 )
-                # The post may have landed: from now on treat the row as in doubt.
-                row = LedgerRow(
-                    row.seq, POSTING, row.channel, row.sms, row.claimed_at or time.time()
+                # The post may have landed: from now on treat the row as in doubt, and as
+                # ours, so the retry checks Slack at once instead of waiting out the grace
+                # meant for other replicas' claims.
+                row = replace(
+                    row,
+                    state=POSTING,
+                    claimed_at=row.claimed_at or time.time(),
+                    claimed_by=self._holder,
                 )
                 await self._stop.sleep(delay)
             except SlackRejectedError as error:
