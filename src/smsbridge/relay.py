@@ -186,8 +186,9 @@ class Poller:
             )
             report.fetched += len(page.messages)
             report.new += len(fresh)
+            routed = {sms.document_id: ch for sms, ch in zip(page.messages, channels, strict=True)}
             for sms in fresh:
-                if self._channel_for(sms.recipient) is None:
+                if routed[sms.document_id] is None:
                     report.unrouted += 1
                     self._metrics.unrouted.labels(self._account).inc()
                     self._log_unrouted(sms.recipient)

@@ -1,7 +1,8 @@
-"""Store: cursor, delivery ledger and thread map, on SQLite (default) or PostgreSQL.
+"""Store: cursor, delivery ledger, thread map and leases, on SQLite (default) or PostgreSQL.
 
-One set of SQLAlchemy Core queries serves both; the only dialect-specific piece is the
-"insert unless present" used to dedupe SMS by documentId.
+One set of SQLAlchemy Core queries serves both. The dialect-specific pieces, each at its use:
+the "insert unless present" that dedupes SMS by documentId, the database clock for leases,
+the advisory lock around schema upgrades (PostgreSQL) and the single-writer lock (SQLite).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._lock_file: TextIO | None = None
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -110,7 +111,7 @@ class Store:
 
         PostgreSQL needs no such lock; replicas coordinate through the lease table.
         """
-        if self._engine.dialect.name != "sqlite" or self._lock_file is not None:
+        if self.dialect != "sqlite" or self._lock_file is not None:
             return
         database = self._engine.url.database
         if not database or database == ":memory:":
@@ -131,7 +132,7 @@ class Store:
 
     def _db_now(self) -> Any:
         """The database's clock in epoch seconds: one clock for every replica, no skew."""
-        if self._engine.dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             return func.extract("epoch", func.clock_timestamp())
         return (func.julianday("now") - 2440587.5) * 86400.0
 
