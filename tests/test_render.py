@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from smsbridge.models import InboundSms
 from smsbridge.slack.render import (
     BLOCK_LIMIT,
+    MAX_TEXT,
     SECTION_LIMIT,
     escape,
     format_number,
     render,
+    slack_date,
     split_text,
 )
 
@@ -115,8 +117,29 @@ def test_long_text_is_split_across_blocks_without_losing_a_character() -> None:
 def test_absurdly_long_text_stays_within_the_block_limit_and_says_what_is_cut() -> None:
     text = "x" * (SECTION_LIMIT * (BLOCK_LIMIT + 5))
     message = render(sms(text))
+    assert len(message.blocks) <= BLOCK_LIMIT
+    shown = "".join(b["text"]["text"] for b in message.blocks[1:-1])
+    assert shown == "x" * MAX_TEXT
+    assert (
+        message.blocks[-1]["text"]["text"] == f"[{len(text) - MAX_TEXT} more characters not shown]"
+    )
+
+
+def test_text_that_escaping_makes_too_long_stays_within_the_block_limit() -> None:
+    text = "&" * MAX_TEXT  # each & becomes &amp;: five times the room
+    message = render(sms(text))
     assert len(message.blocks) == BLOCK_LIMIT
     assert message.blocks[-1]["text"]["text"].endswith("more characters not shown]")
+
+
+def test_a_50_mb_text_renders_from_its_first_characters_only() -> None:
+    message = render(sms("y" * 50_000_000))
+    assert sum(len(b["text"]["text"]) for b in message.blocks[1:]) < MAX_TEXT + 100
+    assert len(message.text) < 400
+
+
+def test_a_timestamp_no_calendar_shows_renders_as_a_number() -> None:
+    assert slack_date(10**15) == "timestamp 1000000000000000"
 
 
 @given(st.text(max_size=9000), st.integers(min_value=5, max_value=400))

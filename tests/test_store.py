@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from smsbridge.errors import StoreError
-from smsbridge.models import InboundSms, ThreadKey
+from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
 from smsbridge.store.schema import LATEST, schema_version
 from smsbridge.store.store import Store, async_url
 
@@ -50,8 +50,8 @@ def test_urls_map_to_async_drivers() -> None:
 
 
 async def test_ingest_dedupes_by_document_id(store: Store) -> None:
-    first = await store.ingest(ACCOUNT, [sms("a"), sms("b")], ["C1", "C1"], 99)
-    again = await store.ingest(ACCOUNT, [sms("b"), sms("c")], ["C1", "C1"], 99)
+    first, _ = await store.ingest(ACCOUNT, [sms("a"), sms("b")], ["C1", "C1"], 99)
+    again, _ = await store.ingest(ACCOUNT, [sms("b"), sms("c")], ["C1", "C1"], 99)
     assert [m.document_id for m in first] == ["a", "b"]
     assert [m.document_id for m in again] == ["c"]
     assert [row.sms.document_id for row in await store.backlog(ACCOUNT, "C1")] == ["a", "b", "c"]
@@ -59,9 +59,8 @@ async def test_ingest_dedupes_by_document_id(store: Store) -> None:
 
 async def test_accounts_are_kept_apart(store: Store) -> None:
     await store.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
-    assert [m.document_id for m in await store.ingest("other@reseller", [sms("a")], ["C1"], 5)] == [
-        "a"
-    ]
+    fresh, _ = await store.ingest("other@reseller", [sms("a")], ["C1"], 5)
+    assert [m.document_id for m in fresh] == ["a"]
     assert (await store.cursor(ACCOUNT), await store.cursor("other@reseller")) == (10, 5)
 
 
@@ -212,7 +211,7 @@ async def test_retention_forgets_old_posted_and_unrouted_but_never_what_the_curs
     assert left == set()
     assert (await store.counts(ACCOUNT))["failed"] == 1  # kept until replayed
     # the SMS the cursor still re-reads is remembered, so it is not taken for new
-    assert await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199) == []
+    assert await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199) == ([], [])
 
 
 async def test_replay_queues_failed_and_newly_routed_sms(store: Store) -> None:
@@ -228,3 +227,13 @@ async def test_replay_queues_failed_and_newly_routed_sms(store: Store) -> None:
     assert (queued, left) == (1, 0)
     assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")} == {"bad"}
     assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C2")} == {"lost"}
+
+
+async def test_invalid_records_are_kept_once_with_raw_json_and_reason(store: Store) -> None:
+    bad = read_message({"from": "61", "documentId": "x" * 500, "timestamp": 7})
+    assert isinstance(bad, InvalidSms)
+    _, first = await store.ingest(ACCOUNT, [sms("a")], ["C1"], 10, [bad])
+    _, again = await store.ingest(ACCOUNT, [], [], 10, [bad])  # the gateway sends it again
+    assert (first, again) == ([bad], [])
+    assert (await store.counts(ACCOUNT))["invalid"] == 1
+    assert [r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")] == ["a"]

@@ -24,7 +24,7 @@ from smsbridge.backoff import Backoff
 from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
 from smsbridge.metrics import Metrics
 from smsbridge.models import ThreadKey
-from smsbridge.slack.poster import SlackPoster
+from smsbridge.slack.poster import LookupIncomplete, SlackPoster
 from smsbridge.slack.render import SlackMessage, render
 from smsbridge.stopping import Stopped, StopSignal
 from smsbridge.store.store import POSTING, LedgerRow, Store
@@ -32,6 +32,9 @@ from smsbridge.store.store import POSTING, LedgerRow, Store
 log = logging.getLogger(__name__)
 
 LOOKBACK_MARGIN = 300.0  # seconds before a claim in which its post may have landed in Slack
+# A post in doubt whose check cannot finish (Slack keeps paging) is retried for this long; after
+# that the check could never cover it, and a possible second copy beats a lost SMS.
+UNCONFIRMABLE_AFTER = 3600.0
 CATCH_UP_NOTICE_AT = 20  # a backlog this large in one channel gets a notice and progress logs
 
 
@@ -194,15 +197,18 @@ class Delivery:
                 await self._stop.sleep(delay)
             except SlackRejectedError as error:
                 self.last_error = f"{row.channel}: {error.reason}"
-                await self._store.mark_failed(self._account, row.sms.document_id, error.reason)
-                self._metrics.failed.labels(self._account).inc()
-                log.error(
-                    "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
-                    row.sms.document_id,
-                    row.channel,
-                    error.reason,
-                )
+                await self._fail(row, error.reason)
                 return
+
+    async def _fail(self, row: LedgerRow, reason: str) -> None:
+        await self._store.mark_failed(self._account, row.sms.document_id, reason)
+        self._metrics.failed.labels(self._account).inc()
+        log.error(
+            "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
+            row.sms.document_id,
+            row.channel,
+            reason,
+        )
 
     async def _deliver(self, row: LedgerRow) -> None:
         sms = row.sms
@@ -218,17 +224,37 @@ class Delivery:
             if row.claimed_by != self._holder:  # another replica's claim: let its post finish
                 await self._stop.sleep(claimed_at + self._grace - time.time())
             oldest = claimed_at - LOOKBACK_MARGIN
-            found = await self._poster.find_posted(row.channel, sms.document_id, thread_ts, oldest)
+            try:
+                found = await self._poster.find_posted(
+                    row.channel, sms.document_id, thread_ts, oldest
+                )
+            except LookupIncomplete as error:
+                if time.time() - claimed_at < UNCONFIRMABLE_AFTER:
+                    raise  # retried with backoff
+                log.warning(
+                    "%s, for over %.0f minutes; posting it now, so a second copy is possible",
+                    error,
+                    UNCONFIRMABLE_AFTER / 60,
+                )
+                found = None
             if found is not None:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
                 await self._store.confirm(self._account, row, found, key, thread_ts or found)
                 return
-        elif await self._store.claim(self._account, sms.document_id, self._holder) is None:
-            return  # someone else has it
         alert = alert_for(self._alerts, sms.sender, sms.text)
+        try:
+            message = render(sms, mention=alert.mention if alert else None)
+        except Exception as error:  # one SMS we cannot render must not stall its channel
+            log.exception("cannot render SMS %s", sms.document_id)
+            await self._fail(row, f"cannot render it ({type(error).__name__})")
+            return
+        if row.state != POSTING and (
+            await self._store.claim(self._account, sms.document_id, self._holder) is None
+        ):
+            return  # someone else has it
         ts = await self._poster.post(
             row.channel,
-            render(sms, mention=alert.mention if alert else None),
+            message,
             thread_ts,
             # an alert inside a thread also shows in the channel, where on-call people look
             reply_broadcast=bool(alert and alert.reply_broadcast and thread_ts),

@@ -15,7 +15,7 @@ class Metrics:
         )
         self.poll_errors = Counter(
             "smsbridge_poll_errors",
-            "Failed poll cycles, by cause (transient, rejected, malformed, unexpected).",
+            "Failed poll cycles, by cause (transient, rejected, malformed, database, unexpected).",
             ["account", "cause"],
             registry=self.registry,
         )
@@ -35,6 +35,18 @@ class Metrics:
             "smsbridge_messages_unrouted",
             "SMS to a number with no route and no default route.",
             ["account"],
+            registry=self.registry,
+        )
+        self.invalid = Counter(
+            "smsbridge_messages_invalid",
+            "Records from the SMS provider that are not a readable SMS (kept as invalid).",
+            ["account"],
+            registry=self.registry,
+        )
+        self.http_rejected = Counter(
+            "smsbridge_http_rejected",
+            "Requests on the public port refused before reaching Slack's handler, by cause.",
+            ["cause"],
             registry=self.registry,
         )
         self.slack_429 = Counter(

@@ -22,7 +22,7 @@ from smsbridge.delivery import Delivery
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.metrics import Metrics
 from smsbridge.models import Page
-from smsbridge.provider.cursor import Stall, initial_since, next_step
+from smsbridge.provider.cursor import Stall, initial_since, latest_second, next_step
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class CycleReport:
     fetched: int = 0
     new: int = 0
     unrouted: int = 0
+    invalid: int = 0
     since: int = 0
 
 
@@ -144,9 +145,10 @@ class Poller:
         await self._store.record_poll(self._account)
         self._metrics.polls.labels(self._account).inc()
         log.info(
-            "poll: %d new SMS (%d unrouted) in %d page(s)",
+            "poll: %d new SMS (%d unrouted, %d invalid) in %d page(s)",
             report.new,
             report.unrouted,
+            report.invalid,
             report.pages,
             extra={
                 "account": self._account,
@@ -154,6 +156,7 @@ class Poller:
                 "fetched": report.fetched,
                 "new": report.new,
                 "unrouted": report.unrouted,
+                "invalid": report.invalid,
                 "cursor": report.since,
             },
         )
@@ -177,21 +180,48 @@ class Poller:
         while report.pages < MAX_PAGES_PER_CYCLE:
             page = await self._fetcher.fetch_page(since)
             report.pages += 1
+            # The present on the provider's clock (its Date header), else ours: the cursor
+            # never follows a stamp beyond it.
+            latest = latest_second(page.provider_time or self._clock())
             step = next_step(
-                since, [sms.timestamp for sms in page.messages], page.has_more_messages
+                since,
+                page.timestamps,
+                page.has_more_messages,
+                latest=latest,
+                size=page.size,
             )
             channels = [self._channel_for(sms.recipient) for sms in page.messages]
-            fresh = await self._store.ingest(
-                self._account, page.messages, channels, step.next_since
+            fresh, fresh_invalid = await self._store.ingest(
+                self._account, page.messages, channels, step.next_since, page.invalid
             )
-            report.fetched += len(page.messages)
+            report.fetched += page.size
             report.new += len(fresh)
+            report.invalid += len(fresh_invalid)
             routed = {sms.document_id: ch for sms, ch in zip(page.messages, channels, strict=True)}
             for sms in fresh:
                 if routed[sms.document_id] is None:
                     report.unrouted += 1
                     self._metrics.unrouted.labels(self._account).inc()
                     self._log_unrouted(sms.recipient)
+                if sms.timestamp > latest:
+                    log.warning(
+                        "SMS %s is stamped %d, %d seconds ahead of the provider's present; it "
+                        "is posted, but the cursor does not follow it, so later SMS are not "
+                        "skipped. Check the gateway's clock.",
+                        sms.document_id,
+                        sms.timestamp,
+                        sms.timestamp - latest,
+                        extra={"cause": "future_timestamp"},
+                    )
+            for bad in fresh_invalid:
+                self._metrics.invalid.labels(self._account).inc()
+                log.error(
+                    "the SMS provider sent a record that is not a readable SMS (%s); it is kept "
+                    "in the ledger as invalid (id %s) and the other SMS go on",
+                    bad.reason,
+                    bad.key,
+                    extra={"cause": "invalid_record"},
+                )
             self._log_stall(step.stall, step.stalled_second)
             since = report.since = step.next_since
             if not step.fetch_more:

@@ -1,11 +1,17 @@
 """ProviderClient: fetch one page of inbound SMS, map the provider's answer to a Page or an error.
 
 The password travels in a POST form body, never in a URL (URLs end up in proxy and access logs).
+Every answer is bounded: the whole request (not each read) has a deadline, the body has a size
+limit, and a page may not hold more messages than the provider's page size. Error messages never
+quote the body: a gateway's error page may echo our form, password included.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -16,9 +22,10 @@ from smsbridge.errors import (
     ProviderRejectedError,
     ProviderTransientError,
 )
-from smsbridge.models import Page
+from smsbridge.models import PAGE_SIZE, Page, read_page
 
 MESSAGES_PATH = "/services/rest/user/messages"
+MAX_BODY = 4 * 1024 * 1024  # a page is 100 SMS; a few MB leaves room for long multi-part texts
 
 # status -> (meaning, what the operator should do). 9999 is transient and handled apart.
 REJECTIONS: dict[int, tuple[str, str]] = {
@@ -58,6 +65,7 @@ class ProviderClient:
     ) -> None:
         self._username = username
         self._password = password
+        self._deadline = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
@@ -76,33 +84,83 @@ class ProviderClient:
             "since": str(since),
         }
         try:
-            response = await self._http.post(MESSAGES_PATH, data=form)
+            # One deadline for the whole exchange: httpx's timeout is per read, so a body
+            # dripped a byte at a time would otherwise hold the poll as long as the gateway likes.
+            async with asyncio.timeout(self._deadline):
+                status, date, body = await self._post(form)
+        except TimeoutError:
+            raise ProviderTransientError(
+                f"SMS provider timed out (no whole answer within {self._deadline:g}s)"
+            ) from None
         except httpx.TimeoutException as error:
             raise ProviderTransientError(
                 f"SMS provider timed out ({type(error).__name__})"
             ) from None
         except httpx.TransportError as error:
-            raise ProviderTransientError(f"cannot reach the SMS provider: {error}") from None
-        if response.status_code >= 400:
-            raise ProviderTransientError(f"SMS provider answered HTTP {response.status_code}")
-        return parse_page(response.content)
+            raise ProviderTransientError(
+                f"cannot reach the SMS provider ({type(error).__name__})"
+            ) from None
+        if status >= 400:
+            raise ProviderTransientError(f"SMS provider answered HTTP {status}")
+        page = parse_page(body)
+        return dataclasses.replace(page, provider_time=_http_date(date))
+
+    async def _post(self, form: dict[str, str]) -> tuple[int, str | None, bytes]:
+        """Status, Date header and body, refusing a body over MAX_BODY as it arrives."""
+        async with self._http.stream("POST", MESSAGES_PATH, data=form) as response:
+            if response.status_code >= 400:
+                return response.status_code, None, b""  # the body may echo our form: unread
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY:
+                raise _too_large()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise _too_large()
+                chunks.append(chunk)
+            return response.status_code, response.headers.get("date"), b"".join(chunks)
+
+
+def _too_large() -> MalformedPageError:
+    return MalformedPageError(
+        f"SMS provider sent a body over {MAX_BODY // (1024 * 1024)} MB; a page of "
+        f"{PAGE_SIZE} SMS is far smaller, so it was refused"
+    )
+
+
+def _http_date(value: str | None) -> float | None:
+    """The provider's clock from its Date header, when it sends a readable one."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def parse_page(body: bytes) -> Page:
-    """The documented JSON page, or the error its status stands for."""
+    """The documented JSON page, or the error its status stands for.
+
+    The messages are read one by one (see `read_page`); only a body that is not the documented
+    envelope, or one with more messages than a page holds, is refused whole.
+    """
     try:
         document: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedPageError(
-            f"SMS provider sent a body that is not JSON: {body[:80]!r}"
+            f"SMS provider sent a body that is not JSON ({len(body)} bytes)"
         ) from None
     if not isinstance(document, dict):
-        raise MalformedPageError(f"SMS provider sent JSON that is not an object: {body[:80]!r}")
+        raise MalformedPageError(
+            f"SMS provider sent JSON that is not an object ({type(document).__name__})"
+        )
     status = document.get("status")
     if isinstance(status, str) and status.strip().lstrip("-").isdigit():
         status = int(status)
     if not isinstance(status, int) or isinstance(status, bool):
-        raise MalformedPageError(f"SMS provider sent a page without a status: {body[:80]!r}")
+        raise MalformedPageError("SMS provider sent a JSON object without a status")
     if status == INTERNAL_ERROR:
         raise ProviderTransientError("SMS provider reported an internal error (status 9999)")
     if status != 0:
@@ -111,7 +169,7 @@ def parse_page(body: bytes) -> Page:
         )
         raise ProviderRejectedError(status, meaning, fix)
     try:
-        return Page.model_validate(document)
+        page = read_page(document)
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -119,3 +177,9 @@ def parse_page(body: bytes) -> Page:
             f"SMS provider sent a page we cannot read ({where}: {first['msg']}); "
             "none of its messages were taken, the cursor stays where it was"
         ) from None
+    if page.size > PAGE_SIZE:
+        raise MalformedPageError(
+            f"SMS provider sent {page.size} messages in one page, more than the {PAGE_SIZE} a page "
+            "holds; none of them were taken, the cursor stays where it was"
+        )
+    return page

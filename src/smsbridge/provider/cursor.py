@@ -15,6 +15,11 @@ page of messages share that second, which the API itself cannot page past, and w
 
 Message timestamps are the authority: `newestMessageTimestamp` is ignored because documented
 examples contradict their own messages, and an empty page or an older page never rewinds us.
+
+The cursor never passes the present. A message stamped in the future (a gateway clock gone
+wrong, a year ahead) is still taken and posted, but the cursor does not follow it: were it to,
+every SMS that arrives until that future moment would lie behind the cursor and never be fetched.
+Stamps later than `latest` (the present plus a tolerance) are therefore left out of the rules.
 """
 
 from __future__ import annotations
@@ -52,17 +57,46 @@ def initial_since(now: int, lookback_seconds: int) -> int:
     return max(0, now - lookback_seconds)
 
 
+FUTURE_TOLERANCE = 5
+"""Seconds a stamp may lie ahead of the present before it counts as future.
+
+Kept small on purpose: the cursor may follow a stamp up to this far ahead, and an SMS that then
+arrives stamped earlier would lie behind the cursor. The present is the provider's own clock
+(its Date header) where it sends one, so only that clock's jitter needs covering. A stamp a
+little ahead through skew is only delayed (re-read each poll until it is no longer ahead).
+"""
+
+
+def latest_second(present: float) -> int:
+    """The newest second the cursor may follow, given the present on the provider's clock."""
+    return int(present) + FUTURE_TOLERANCE
+
+
 def next_step(
-    since: int, timestamps: Sequence[int], has_more: bool, page_size: int = PAGE_SIZE
+    since: int,
+    timestamps: Sequence[int],
+    has_more: bool,
+    page_size: int = PAGE_SIZE,
+    *,
+    latest: int | None = None,
+    size: int | None = None,
 ) -> Step:
-    """Given the `since` we sent and the timestamps of the page it returned, decide what next."""
-    if not timestamps:
-        # Nothing came back: keep the cursor, and stop even if the page claims more (else a
-        # provider that says hasMoreMessages on an empty page would keep us looping).
+    """Given the `since` we sent and the timestamps of the page it returned, decide what next.
+
+    `latest`: the newest second the cursor may follow (see `latest_second`); later stamps are
+    left out. `size`: how many records the page held, when some had no usable timestamp.
+    """
+    count = max(len(timestamps), size or 0)
+    usable = [t for t in timestamps if latest is None or t <= latest]
+    future = len(usable) < len(timestamps)
+    if not usable:
+        # Nothing (or nothing of the present) came back: keep the cursor, and stop even if the
+        # page claims more (else a provider that says hasMoreMessages on an empty page would
+        # keep us looping).
         return Step(next_since=since, fetch_more=False)
-    newest = max(timestamps)
+    newest = max(usable)
     overlap = newest - 1  # re-read the newest second under either reading of `since`
-    full = has_more or len(timestamps) >= page_size
+    full = has_more or count >= page_size
     if not full:
         return Step(next_since=max(since, overlap), fetch_more=False)
     if overlap > since:
@@ -72,7 +106,7 @@ def next_step(
         # nothing. Exclusive: the page held only second since+1, which therefore has more
         # messages than a page; stepping on is the only way forward. Only in the second case is
         # anything out of reach, and then the page is all one second: say so.
-        one_second = min(timestamps) == newest
+        one_second = min(usable) == newest and not future
         return Step(
             next_since=newest,
             fetch_more=True,
@@ -80,7 +114,10 @@ def next_step(
             stalled_second=newest if one_second else None,
         )
     if newest == since:
-        # Inclusive reading, a full page of messages all in second `since`: overfull.
+        # Inclusive reading, a full page of messages all in second `since`: overfull (unless
+        # future-stamped messages filled the page, which only means we are done).
+        if future:
+            return Step(next_since=since, fetch_more=False)
         return Step(
             next_since=since + 1,
             fetch_more=True,

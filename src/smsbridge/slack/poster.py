@@ -1,13 +1,16 @@
 """SlackPoster: post one rendered SMS, and find out whether an earlier attempt already did.
 
-Rate limits are per channel: a 429 makes only that channel wait its `Retry-After`, because each
-channel is served by its own delivery worker. `not_in_channel` joins and tries again.
+Rate limits are per channel: a 429 makes only that channel wait its `Retry-After` (clamped to a
+sane range), because each channel is served by its own delivery worker. `not_in_channel` joins
+and tries again. An answer that is not a JSON object, or a post answered `ok` without a `ts`,
+is treated as transient: the post may or may not exist, so the caller checks Slack first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +38,9 @@ AUTH_ERRORS = frozenset(
     }
 )
 DEFAULT_RETRY_AFTER = 1.0
+MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1.0, 120.0  # a Retry-After outside this is clamped, and said
+MAX_LOOKUP_PAGES = 10  # pages of 200 looked at to find an earlier post (2,000 messages)
+LOOKUP_PAUSE = 1.0  # seconds between those pages: history reads are rate-limited per minute
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -44,21 +50,39 @@ def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
     return AsyncWebClient(token=token, base_url=api_url, retry_handlers=[], timeout=timeout)
 
 
+class LookupIncomplete(SlackTransientError):
+    """The search for an earlier post ended before it covered the time it had to cover."""
+
+
+def error_code(error: SlackApiError) -> tuple[int, str | None]:
+    """(HTTP status, Slack's error code) of a failed call, whatever shape the answer had.
+
+    The SDK raises with an answer that may be a parsed object, a string or the raw HTTP
+    response (when the body was not JSON), so nothing here assumes its shape.
+    """
+    response = error.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    data = getattr(response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    return (status if isinstance(status, int) else 0), (str(code) if code else None)
+
+
 def classify(error: SlackApiError, channel: str) -> Exception:
     """Map an SDK error to ours. 429 and not_in_channel are handled before this is called."""
-    response = error.response
-    code = response.get("error") if isinstance(response.data, dict) else None
+    status, code = error_code(error)
     if code in AUTH_ERRORS:
         return SlackAuthError(str(code))
-    if response.status_code >= 500 or code in (
+    if code is None and not isinstance(getattr(error.response, "data", None), dict):
+        return SlackTransientError(f"Slack answered HTTP {status} with a body that is not JSON")
+    if status >= 500 or code in (
         "internal_error",
         "fatal_error",
         "service_unavailable",
     ):
-        return SlackTransientError(
-            f"Slack answered HTTP {response.status_code} ({code or 'no error code'})"
-        )
-    return SlackRejectedError(channel, str(code or f"HTTP {response.status_code}"))
+        return SlackTransientError(f"Slack answered HTTP {status} ({code or 'no error code'})")
+    if code is None:  # ok was not true, yet no reason given: nothing a person can fix
+        return SlackTransientError(f"Slack answered HTTP {status} without ok or an error code")
+    return SlackRejectedError(channel, code)
 
 
 class SlackPoster:
@@ -99,7 +123,11 @@ class SlackPoster:
         )
         if self._post_interval:
             self._not_before[channel] = time.monotonic() + self._post_interval
-        return str(response["ts"])
+        ts = response.get("ts")
+        if not isinstance(ts, str) or not ts:
+            # Without a ts we cannot know the post exists: in doubt, so Slack is checked first.
+            raise SlackTransientError("Slack answered ok to a post but gave no ts")
+        return ts
 
     async def find_posted(
         self, channel: str, document_id: str, thread_ts: str | None, oldest: float
@@ -107,10 +135,15 @@ class SlackPoster:
         """The ts of a message we posted for `document_id`, if an earlier attempt got through.
 
         Replies are looked up in their thread, top-level messages in the channel's history
-        since `oldest`; both matched by the ids in our message metadata.
+        since `oldest`; both matched by the ids in our message metadata. At most
+        MAX_LOOKUP_PAGES pages are read, paced; a search that ends before Slack said there
+        is no more raises LookupIncomplete: "not found" would then be a guess.
         """
         cursor: str | None = None
-        while True:
+        seen: set[str] = set()
+        for page in range(MAX_LOOKUP_PAGES):
+            if page:
+                await self._sleep(LOOKUP_PAUSE)
             if thread_ts:
                 response = await self._call(
                     "conversations_replies",
@@ -129,17 +162,20 @@ class SlackPoster:
                     limit=200,
                     cursor=cursor,
                 )
-            for message in response.get("messages") or []:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if (
-                    meta.get("event_type") == EVENT_TYPE
-                    and payload.get("document_id") == document_id
-                ):
-                    return str(message["ts"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
+            found = _find_in(response.get("messages"), document_id)
+            if found is not None:
+                return found
+            metadata = response.get("response_metadata")
+            cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
+            if not cursor or not isinstance(cursor, str):
                 return None
+            if cursor in seen:
+                break  # Slack handed back a cursor we already followed
+            seen.add(cursor)
+        raise LookupIncomplete(
+            f"could not finish checking Slack for SMS {document_id} in {channel} "
+            f"(still more after {MAX_LOOKUP_PAGES} pages)"
+        )
 
     async def _call(self, method: str, channel: str, **kwargs: Any) -> AsyncSlackResponse:
         joined = False
@@ -151,11 +187,10 @@ class SlackPoster:
                 response: AsyncSlackResponse = await getattr(self._client, method)(
                     channel=channel, **kwargs
                 )
-                return response
             except SlackApiError as error:
-                response = error.response
-                if response.status_code == 429:
-                    delay = _retry_after(response)
+                status, code = error_code(error)
+                if status == 429:
+                    delay = retry_after(error.response)
                     self._on_rate_limited(channel)
                     log.warning(
                         "Slack rate-limits channel %s: waiting %.1fs",
@@ -165,7 +200,7 @@ class SlackPoster:
                     )
                     self._not_before[channel] = time.monotonic() + delay
                     continue
-                if response.get("error") == "not_in_channel" and not joined:
+                if code == "not_in_channel" and not joined:
                     joined = await self._join(channel)
                     continue
                 raise classify(error, channel) from None
@@ -173,6 +208,14 @@ class SlackPoster:
                 raise SlackTransientError(
                     f"cannot reach Slack ({type(error).__name__}: {error})"
                 ) from None
+            except (AttributeError, TypeError, ValueError) as error:
+                # The SDK stumbling over an answer that is not a JSON object (a list, text)
+                raise SlackTransientError(
+                    f"Slack sent an answer that is not a JSON object ({type(error).__name__})"
+                ) from None
+            if not isinstance(response.data, dict):
+                raise SlackTransientError("Slack sent an answer that is not a JSON object")
+            return response
 
     async def _join(self, channel: str) -> bool:
         """Join `channel`; False when rate-limited (the retried call waits, then joins again)."""
@@ -180,17 +223,60 @@ class SlackPoster:
         try:
             await self._client.conversations_join(channel=channel)
         except SlackApiError as error:
-            if error.response.status_code == 429:
-                self._not_before[channel] = time.monotonic() + _retry_after(error.response)
+            if error_code(error)[0] == 429:
+                self._not_before[channel] = time.monotonic() + retry_after(error.response)
                 return False
             raise classify(error, channel) from None
         except (TimeoutError, aiohttp.ClientError) as error:
             raise SlackTransientError(f"cannot reach Slack ({type(error).__name__})") from None
+        except (AttributeError, TypeError, ValueError) as error:
+            raise SlackTransientError(
+                f"Slack sent an answer that is not a JSON object ({type(error).__name__})"
+            ) from None
         return True
 
 
-def _retry_after(response: AsyncSlackResponse) -> float:
+def _find_in(messages: Any, document_id: str) -> str | None:
+    """The ts of our post for `document_id` among a page of Slack messages."""
+    if not isinstance(messages, list):
+        return None
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        meta = message.get("metadata")
+        payload = meta.get("event_payload") if isinstance(meta, dict) else None
+        if (
+            isinstance(meta, dict)
+            and meta.get("event_type") == EVENT_TYPE
+            and isinstance(payload, dict)
+            and payload.get("document_id") == document_id
+            and isinstance(message.get("ts"), str)
+        ):
+            return str(message["ts"])
+    return None
+
+
+def retry_after(response: Any) -> float:
+    """Seconds to wait after a 429: Slack's Retry-After, clamped to a sane range.
+
+    A value that is missing, not a number, negative, infinite or absurdly long would make a
+    hot loop or stall a channel for a day; it is replaced, and the log says so.
+    """
+    headers = getattr(response, "headers", None) or {}
+    raw = headers.get("Retry-After")
     try:
-        return max(0.0, float(response.headers.get("Retry-After", DEFAULT_RETRY_AFTER)))
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
+        value = float(str(raw)) if raw is not None else math.nan
+    except ValueError:
+        value = math.nan
+    if MIN_RETRY_AFTER <= value <= MAX_RETRY_AFTER:
+        return value
+    # too short (a hot loop) or unreadable: Slack's usual second; too long: our ceiling
+    clamped = MAX_RETRY_AFTER if value > MAX_RETRY_AFTER else DEFAULT_RETRY_AFTER
+    if raw is not None:
+        log.warning(
+            "Slack sent an odd Retry-After (%r); waiting %.0fs instead",
+            str(raw)[:40],
+            clamped,
+            extra={"cause": "odd_retry_after"},
+        )
+    return clamped

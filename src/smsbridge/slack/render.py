@@ -19,6 +19,9 @@ EVENT_TYPE = "sms_received"
 SECTION_LIMIT = 3000  # Slack's limit for a section's text
 BLOCK_LIMIT = 50  # Slack's limit of blocks per message
 FALLBACK_PREVIEW = 300  # characters of the SMS in the notification text
+# The longest real SMS (255 concatenated parts of 153 characters) is under 40,000 characters;
+# anything longer is cut before rendering, so a hostile text cannot hold the event loop.
+MAX_TEXT = 40_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,10 @@ def format_number(digits: str | None) -> str:
 
 def slack_date(timestamp: int) -> str:
     """Slack shows this in each reader's own time zone; the fallback is UTC."""
-    fallback = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        fallback = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # not a time any calendar shows
+        return f"timestamp {int(timestamp)}"
     return f"<!date^{timestamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
@@ -100,14 +106,17 @@ def render(sms: InboundSms, mention: str | None = None) -> SlackMessage:
     ]
     if mention:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mention}})
-    pieces = [escape(piece) for piece in split_text(sms.text)] or ["_(empty message)_"]
+    raw_pieces = split_text(sms.text[:MAX_TEXT])
     room = BLOCK_LIMIT - len(blocks)
-    if len(pieces) > room:
-        # Only a text over ~140,000 characters gets here; no SMS is that long.
-        kept = pieces[: room - 1]
-        dropped = len(sms.text) - len("".join(split_text(sms.text)[: room - 1]))
-        pieces = [*kept, f"[{dropped} more characters not shown]"]
-    for piece in pieces:
+    if len(raw_pieces) > room or len(sms.text) > MAX_TEXT:
+        # Longer than any real SMS (or escaping made it so): show what fits, say what does not.
+        raw_pieces = raw_pieces[: room - 1]
+        dropped = len(sms.text) - sum(len(piece) for piece in raw_pieces)
+        notes = [f"[{dropped} more characters not shown]"]
+    else:
+        notes = []
+    pieces = [escape(piece) for piece in raw_pieces] or ["_(empty message)_"]
+    for piece in [*pieces, *notes]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
     preview = sms.text if len(sms.text) <= FALLBACK_PREVIEW else sms.text[:FALLBACK_PREVIEW] + "…"
     fallback = f"SMS from {sender}: {escape(preview) or '(empty message)'}"

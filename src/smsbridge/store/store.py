@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
-from smsbridge.models import InboundSms, ThreadKey
+from smsbridge.models import InboundSms, InvalidSms, ThreadKey
 from smsbridge.store.schema import (
     LATEST,
     UPGRADES,
@@ -33,7 +33,8 @@ from smsbridge.store.schema import (
 
 _UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
 PENDING, POSTING, POSTED, FAILED, UNROUTED = "pending", "posting", "posted", "failed", "unrouted"
-STATES = (PENDING, POSTING, POSTED, FAILED, UNROUTED)
+INVALID = "invalid"  # a record of a page that is not a readable SMS: raw JSON in `text`
+STATES = (PENDING, POSTING, POSTED, FAILED, UNROUTED, INVALID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,15 +268,35 @@ class Store:
         messages: Sequence[InboundSms],
         channels: Sequence[str | None],
         next_since: int,
-    ) -> list[InboundSms]:
-        """Record new SMS and move the cursor, in one transaction; returns the SMS that were new.
+        invalid: Sequence[InvalidSms] = (),
+    ) -> tuple[list[InboundSms], list[InvalidSms]]:
+        """Record new SMS (and invalid records) and move the cursor, in one transaction.
 
-        The cursor moves only together with the rows it moves past, so a crash between the two
-        cannot lose a message.
+        Returns the SMS and the invalid records that were new. The cursor moves only together
+        with the rows it moves past, so a crash between the two cannot lose a message.
         """
         fresh: list[InboundSms] = []
+        fresh_invalid: list[InvalidSms] = []
         now = time.time()
         async with self._engine.begin() as conn:
+            for bad in invalid:
+                result = await conn.execute(
+                    self._insert(ledger)
+                    .values(
+                        account=account,
+                        document_id=bad.key,
+                        state=INVALID,
+                        sender="",
+                        sms_timestamp=bad.timestamp or 0,
+                        text=bad.raw,
+                        reason=bad.reason,
+                        received_at=now,
+                        done_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["account", "document_id"])
+                )
+                if result.rowcount:
+                    fresh_invalid.append(bad)
             for sms, channel in zip(messages, channels, strict=True):
                 statement = (
                     self._insert(ledger)
@@ -297,7 +318,7 @@ class Store:
                 if result.rowcount:
                     fresh.append(sms)
             await self._advance_cursor(conn, account, next_since)
-        return fresh
+        return fresh, fresh_invalid
 
     async def backlog_channels(self, account: str) -> list[str]:
         """Channels with SMS waiting to be posted (or whose post is in doubt)."""
@@ -457,7 +478,7 @@ class Store:
             return int(count.scalar_one())
 
     async def prune(self, account: str, before: float) -> tuple[int, int]:
-        """Forget posted and unrouted SMS received before `before`, and threads idle since then.
+        """Forget posted, unrouted and invalid SMS received before `before`, and idle threads.
 
         Returns (SMS, threads) removed. Failed SMS are kept until replayed. Only SMS older than
         the cursor go: the cursor re-reads its newest second on every poll, so an SMS at or
@@ -473,7 +494,7 @@ class Store:
             removed = await conn.execute(
                 delete(ledger).where(
                     ledger.c.account == account,
-                    ledger.c.state.in_((POSTED, UNROUTED)),
+                    ledger.c.state.in_((POSTED, UNROUTED, INVALID)),
                     ledger.c.received_at < before,
                     ledger.c.sms_timestamp < since,
                 )
