@@ -7,6 +7,9 @@ channels the bot must join before posting; message metadata returned only on req
 (`include_all_metadata`); a per-channel rate limit answering 429 with `Retry-After`; fault
 injection (forced 429s, HTTP 5xx, error codes) and an optional delay after a post is stored but
 before it is answered, the window in which a crash leaves a post in doubt.
+
+Hostile answers, for the hardening tests: a canned raw body (HTML, broken JSON, a JSON list,
+`{"ok": true}` without a `ts`), any `Retry-After` text, and history that never stops paging.
 """
 
 from __future__ import annotations
@@ -49,8 +52,16 @@ class Forced:
     channel: str | None
     status: int = 200
     error: str | None = None
-    retry_after: int = 1
+    retry_after: int | str = 1  # sent as written: "-5" and "1e400" are fair game
     after_effect: bool = False  # do the call's work, then answer with this failure (lost answer)
+    body: str | None = None  # answer exactly this body instead (with `content_type`)
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class RawBody:
+    text: str
+    content_type: str
 
 
 @dataclass
@@ -59,6 +70,7 @@ class SlackSim:
     app_token: str = "xapp-sim-token"
     post_interval: float = 0.0  # minimum seconds between posts to one channel (0: no limit)
     post_delay: float = 0.0  # seconds between storing a post and answering it
+    endless_cursor: bool = False  # history and replies always say there is another page
     clock: Callable[[], float] = time.time
     channels: dict[str, SimChannel] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)  # user id -> IANA time zone
@@ -67,6 +79,7 @@ class SlackSim:
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last_post: dict[str, float] = field(default_factory=dict)
     _posted: asyncio.Event = field(default_factory=asyncio.Event)
+    _called: asyncio.Event = field(default_factory=asyncio.Event)
     _sockets: list[WebSocket] = field(default_factory=list)
     _socket_open: asyncio.Event = field(default_factory=asyncio.Event)
     socket_acks: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -114,6 +127,12 @@ class SlackSim:
             self._posted.clear()
             await self._posted.wait()
 
+    async def wait_for_calls(self, method: str, count: int) -> None:
+        """Wait until `method` has been called at least `count` times (callers set a timeout)."""
+        while sum(1 for call in self.calls if call[1] == method) < count:
+            self._called.clear()
+            await self._called.wait()
+
     async def wait_for_socket(self) -> None:
         """Until an app has connected through Socket Mode."""
         await self._socket_open.wait()
@@ -158,6 +177,7 @@ class SlackSim:
         channel = args.get("channel")
         now = self.clock()
         headers: dict[str, str] = {}
+        body: dict[str, Any] | RawBody
         if method == "apps.connections.open":
             # The one method called with the app-level token (xapp-), not the bot token.
             presented = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -171,11 +191,16 @@ class SlackSim:
         else:
             status, body, headers = await self._answer(method, args, channel, now)
         self.calls.append((now, method, channel, status))
+        self._called.set()
+        if isinstance(body, RawBody):
+            return Response(
+                body.text, status_code=status, headers=headers, media_type=body.content_type
+            )
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def _answer(
         self, method: str, args: dict[str, Any], channel: str | None, now: float
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, dict[str, Any] | RawBody, dict[str, str]]:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         for forced in list(self.forced):
             if forced.method == method and forced.channel in (None, channel):
@@ -184,6 +209,8 @@ class SlackSim:
                     result = handler(args)
                     if asyncio.iscoroutine(result):
                         await result
+                if forced.body is not None:
+                    return forced.status, RawBody(forced.body, forced.content_type), {}
                 if forced.status == 429:
                     return (
                         429,
@@ -310,15 +337,14 @@ class SlackSim:
             return {"ok": False, "error": "thread_not_found"}
         return self._page(thread, args)
 
-    @staticmethod
-    def _page(messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+    def _page(self, messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
         start = int(args.get("cursor") or 0)
         limit = int(args.get("limit") or 100)
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
         chunk = messages[start : start + limit]
         if not with_metadata:
             chunk = [{k: v for k, v in m.items() if k != "metadata"} for m in chunk]
-        more = start + limit < len(messages)
+        more = self.endless_cursor or start + limit < len(messages)
         return {
             "ok": True,
             "messages": chunk,

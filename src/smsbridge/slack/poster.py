@@ -40,7 +40,6 @@ AUTH_ERRORS = frozenset(
 DEFAULT_RETRY_AFTER = 1.0
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1.0, 120.0  # a Retry-After outside this is clamped, and said
 MAX_LOOKUP_PAGES = 10  # pages of 200 looked at to find an earlier post (2,000 messages)
-LOOKUP_PAUSE = 1.0  # seconds between those pages: history reads are rate-limited per minute
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -136,14 +135,15 @@ class SlackPoster:
 
         Replies are looked up in their thread, top-level messages in the channel's history
         since `oldest`; both matched by the ids in our message metadata. At most
-        MAX_LOOKUP_PAGES pages are read, paced; a search that ends before Slack said there
-        is no more raises LookupIncomplete: "not found" would then be a guess.
+        MAX_LOOKUP_PAGES pages are read, paced like posts (history reads are rate-limited
+        too); a search that ends before Slack said there is no more raises LookupIncomplete:
+        "not found" would then be a guess.
         """
         cursor: str | None = None
         seen: set[str] = set()
         for page in range(MAX_LOOKUP_PAGES):
-            if page:
-                await self._sleep(LOOKUP_PAUSE)
+            if page and self._post_interval:
+                await self._sleep(self._post_interval)
             if thread_ts:
                 response = await self._call(
                     "conversations_replies",

@@ -1,0 +1,200 @@
+"""Slack answering nonsense: a post without a ts, bodies that are not JSON objects, odd
+Retry-After values, history that never stops paging. Real HTTP to the Slack stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from conftest import OPS, Served
+from smsbridge.models import InboundSms
+from smsbridge.slack.poster import (
+    MAX_LOOKUP_PAGES,
+    MAX_RETRY_AFTER,
+    LookupIncomplete,
+    SlackPoster,
+    make_client,
+    retry_after,
+)
+from smsbridge.store.store import POSTING, ledger
+
+ALICE = "61409560857"
+
+
+def calls(served: Served, method: str) -> int:
+    return sum(1 for _, name, _, _ in served.slack.calls if name == method)
+
+
+async def test_ok_without_a_ts_is_in_doubt_checked_then_posted_once(
+    served: Served,
+    make_harness: Any,
+) -> None:
+    harness = await make_harness()
+    served.slack.force("chat.postMessage", body='{"ok": true}')  # nothing was stored
+    sms = served.provider.add(ALICE, "must arrive")
+    await harness.cycle()
+    assert served.slack.document_ids() == [sms.document_id]
+    assert calls(served, "conversations.history") >= 1  # Slack was asked before re-posting
+    assert (await harness.bridge.store.counts(harness.account))["posted"] == 1
+
+
+async def test_ok_without_a_ts_after_the_post_landed_is_found_not_doubled(
+    served: Served,
+    make_harness: Any,
+) -> None:
+    harness = await make_harness()
+    served.slack.channels[OPS].member = True
+    served.slack.force("chat.postMessage", body='{"ok": true}', after_effect=True)
+    sms = served.provider.add(ALICE, "only once")
+    await harness.cycle()
+    assert served.slack.document_ids() == [sms.document_id]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (200, "<html><body>Slack is down</body></html>", "text/html"),
+        (200, "{not json", "application/json"),
+        (503, "Service Unavailable", "text/plain"),
+        (200, "[1, 2, 3]", "application/json"),
+        (200, '"ok"', "application/json"),
+        (200, "", "application/json"),
+    ],
+    ids=["html-200", "broken-json", "text-plain-503", "json-list", "json-string", "empty"],
+)
+async def test_answers_that_are_not_json_objects_are_transient(
+    served: Served,
+    make_harness: Any,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+    content_type: str,
+) -> None:
+    harness = await make_harness()
+    served.slack.force("chat.postMessage", status=status, body=body, content_type=content_type)
+    sms = served.provider.add(ALICE, "through the noise")
+    await harness.cycle()
+    assert served.slack.document_ids() == [sms.document_id]
+    counts = await harness.bridge.store.counts(harness.account)
+    assert (counts["posted"], counts["failed"]) == (1, 0)
+    assert "stopped unexpectedly" not in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+class Headers:
+    def __init__(self, value: str | None) -> None:
+        self.headers = {} if value is None else {"Retry-After": value}
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ("-5", 1.0),
+        ("0", 1.0),
+        ("1e400", MAX_RETRY_AFTER),
+        ("100000", MAX_RETRY_AFTER),
+        ("nan", 1.0),
+        ("soon", 1.0),
+        ("30", 30.0),
+        (None, 1.0),
+    ],
+)
+def test_retry_after_is_clamped_to_a_sane_range(
+    sent: str | None, expected: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert retry_after(Headers(sent)) == expected
+    odd = sent not in (None, "30")
+    assert ("odd Retry-After" in caplog.text) == odd
+
+
+async def test_a_negative_retry_after_makes_no_hot_loop(
+    served: Served,
+    make_harness: Any,
+) -> None:
+    harness = await make_harness()
+    served.slack.force("chat.postMessage", status=429, retry_after="-5", times=3)
+    served.provider.add(ALICE, "patiently")
+    await harness.cycle()
+    posts = [
+        (at, status) for at, name, _, status in served.slack.calls if name == "chat.postMessage"
+    ]
+    assert [status for _, status in posts].count(429) == 3
+    # every call after a 429 waited the sane minimum (a second), not the -5 Slack sent
+    gaps = [
+        later[0] - earlier[0] for earlier, later in itertools.pairwise(posts) if earlier[1] == 429
+    ]
+    assert min(gaps) >= 0.95
+    assert len(served.slack.document_ids()) == 1
+
+
+async def test_an_endless_next_cursor_is_followed_a_bounded_number_of_paced_pages(
+    served: Served,
+) -> None:
+    served.slack.channels[OPS].member = True
+    for index in range(3):
+        served.slack.channels[OPS].messages.append({"type": "message", "ts": f"{index}.000001"})
+    served.slack.endless_cursor = True
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    client = make_client(served.slack.token, f"{served.slack_url}/api/", 10)
+    poster = SlackPoster(client, sleep=sleep, post_interval=1.0)
+    with pytest.raises(LookupIncomplete):
+        await poster.find_posted(OPS, "missing", None, 0.0)
+    assert calls(served, "conversations.history") <= MAX_LOOKUP_PAGES
+    assert pauses == [1.0] * (calls(served, "conversations.history") - 1)
+
+
+async def _in_doubt(harness: Any, document_id: str, claimed_at: float) -> None:
+    from sqlalchemy import update
+
+    async with harness.bridge.store._engine.begin() as conn:
+        await conn.execute(
+            update(ledger)
+            .where(ledger.c.document_id == document_id)
+            .values(state=POSTING, claimed_at=claimed_at, claimed_by=harness.lane.keeper.holder)
+        )
+
+
+async def test_an_unfinished_check_of_an_old_claim_posts_once(
+    served: Served,
+    make_harness: Any,
+) -> None:
+    harness = await make_harness()
+    served.slack.channels[OPS].member = True
+    served.slack.endless_cursor = True
+    sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="died")
+    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
+    await _in_doubt(harness, sms.document_id, time.time() - 7200)  # claimed, then the crash
+    await harness.cycle()
+    assert served.slack.document_ids() == [sms.document_id]
+    assert calls(served, "conversations.history") <= MAX_LOOKUP_PAGES
+
+
+async def test_an_unfinished_check_of_a_young_claim_is_retried_not_posted(
+    served: Served,
+    make_harness: Any,
+) -> None:
+    harness = await make_harness()
+    served.slack.channels[OPS].member = True
+    served.slack.endless_cursor = True
+    sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="young")
+    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
+    await _in_doubt(harness, sms.document_id, time.time() - 5)
+    for lane in harness.bridge.lanes:
+        await lane.keeper.renew()
+    await harness.lane.delivery.kick()
+    # two whole checks, each ending unfinished
+    await asyncio.wait_for(
+        served.slack.wait_for_calls("conversations.history", 2 * MAX_LOOKUP_PAGES), 30
+    )
+    assert served.slack.document_ids() == []  # still in doubt: retried, not guessed
+    served.slack.endless_cursor = False  # Slack behaves again: the check ends, then the post
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    assert served.slack.document_ids() == [sms.document_id]
