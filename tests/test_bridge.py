@@ -197,7 +197,7 @@ async def test_transient_failures_back_off_exponentially(served: Served, make_ha
     assert len(served.provider.requests) == 3  # the gate held: no request inside a backoff
     await poller.run_job()
     assert poller.last_error is None
-    assert await poller.ready()
+    assert await poller.not_ready() is None
 
 
 async def test_a_rejection_is_logged_once_and_retried_slowly(
@@ -222,7 +222,7 @@ async def test_a_rejection_is_logged_once_and_retried_slowly(
     assert len(errors) == 1
     assert "SMSBRIDGE_PROVIDER__PASSWORD" in errors[0]
     assert len(served.provider.requests) == 2
-    assert not await poller.ready()
+    assert await poller.not_ready() == "provider_rejected"
 
 
 # -- Slack faults -------------------------------------------------------------------------------

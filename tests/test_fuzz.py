@@ -1,5 +1,6 @@
-"""Fuzz the poll cycle with arbitrary provider answers: nothing crashes the poller, and the
-cursor never moves past an SMS that is not safely in the ledger.
+"""Fuzz the poll cycle with arbitrary provider answers: nothing crashes the poller, the cursor
+never moves past an SMS that is not safely in the ledger, every record it cannot read is kept
+as invalid, and the cursor never follows a stamp from the future.
 
 The real ProviderClient parses each answer; only its transport is swapped for httpx's
 MockTransport, so that hypothesis can try thousands of bodies without a server round trip each.
@@ -21,7 +22,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from smsbridge.errors import ProviderError
+from smsbridge.models import InboundSms, InvalidSms, read_message
 from smsbridge.provider.client import ProviderClient
+from smsbridge.provider.cursor import latest_second
 from smsbridge.relay import Poller
 from smsbridge.store.store import Store
 
@@ -35,7 +38,13 @@ wire_message = st.fixed_dictionaries(
     {
         "from": st.one_of(st.integers(1, 10**12), st.text(max_size=15), st.none()),
         "documentId": st.one_of(ids, st.none(), st.booleans()),
-        "timestamp": st.one_of(st.integers(SINCE - 5, SINCE + 500), st.text(max_size=5), st.none()),
+        "timestamp": st.one_of(
+            st.integers(SINCE - 5, SINCE + 500),
+            st.integers(SINCE + 10**6, 10**16),  # a gateway clock gone wrong
+            st.floats(SINCE - 5, SINCE + 500),
+            st.text(max_size=5),
+            st.none(),
+        ),
         "text": st.one_of(st.text(max_size=40), st.none(), st.integers()),
     },
     optional={
@@ -92,7 +101,7 @@ def test_any_answer_leaves_no_sms_behind_the_cursor(
         clock=lambda: float(SINCE),
     )  # fmt: skip
 
-    async def scenario() -> tuple[int | None, Any, set[str]]:
+    async def scenario() -> tuple[int | None, Any, set[str], int]:
         try:
             report = await poller.poll_once()
         except ProviderError:
@@ -103,17 +112,24 @@ def test_any_answer_leaves_no_sms_behind_the_cursor(
         ledgered = {
             row.sms.document_id for row in await store.backlog(account, "C0FUZZ", limit=1000)
         }
-        return cursor, report, ledgered
+        return cursor, report, ledgered, (await store.counts(account))["invalid"]
 
-    cursor, report, ledgered = loop.run_until_complete(scenario())
+    cursor, report, ledgered, invalid = loop.run_until_complete(scenario())
     if report is None:  # the answer was refused: the cursor must not have moved at all
         assert cursor is None
         return
     parsed = json.loads(body)  # it was accepted, so it was a valid page
-    messages = parsed.get("messages") or []
-    assert {str(m["documentId"]).strip() for m in messages} <= ledgered
-    newest = max((int(m["timestamp"]) for m in messages), default=SINCE)
-    # Never backwards; at most one second past the newest SMS it holds, which happens only when
-    # a whole page shared one second (the API's own limit, stepped over and logged).
+    records = [read_message(m) for m in parsed.get("messages") or []]
+    good = [r for r in records if isinstance(r, InboundSms)]
+    bad = {r.key for r in records if isinstance(r, InvalidSms)}
+    assert {sms.document_id for sms in good} <= ledgered  # each readable SMS waits for Slack
+    assert invalid == len(bad)  # each unreadable record is kept, once, for a person to see
+    latest = latest_second(SINCE)
+    stamps = [sms.timestamp for sms in good]
+    stamps += [r.timestamp for r in records if isinstance(r, InvalidSms) and r.timestamp]
+    newest = max((t for t in stamps if t <= latest), default=SINCE)
+    # Never backwards; at most one second past the newest present SMS it holds (that happens
+    # only when a whole page shared one second: the API's own limit, stepped over and logged);
+    # never following a stamp from the future.
     assert cursor is not None
     assert SINCE <= cursor <= max(SINCE, newest) + 1

@@ -14,6 +14,7 @@ from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.poster import classify, make_client
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
+from smsbridge.urls import hide_password
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,11 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
         return results
     except Exception as error:
         results.append(
-            CheckResult("Slack token", False, f"cannot reach {settings.slack.api_url}: {error}")
+            CheckResult(
+                "Slack token",
+                False,
+                f"cannot reach {hide_password(settings.slack.api_url)} ({type(error).__name__})",
+            )
         )
         return results
     results.append(
@@ -60,7 +65,7 @@ async def _check_database(settings: Settings) -> CheckResult:
     except SmsBridgeError as error:
         return CheckResult("database", False, str(error))
     except Exception as error:
-        return CheckResult("database", False, f"cannot open {settings.database_url}: {error}")
+        return CheckResult("database", False, str(store.unusable(error)))
     finally:
         await store.close()
     if version > LATEST:
@@ -82,7 +87,7 @@ async def _check_provider(account: Account, *, titled: bool) -> CheckResult:
         return CheckResult(name, False, str(error))
     finally:
         await client.aclose()
-    return CheckResult(name, True, f"{account.name} accepted by {account.url}")
+    return CheckResult(name, True, f"{account.name} accepted by {hide_password(account.url)}")
 
 
 async def _check_channel(slack: AsyncWebClient, number: str, channel: str) -> CheckResult:

@@ -145,8 +145,8 @@ def db_upgrade(config: ConfigOption = None) -> None:
     try:
         before, after = asyncio.run(upgrade())
     except StoreError as error:
-        err.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
+        err.print(str(error), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     print(
         f"database schema: version {before} -> {after}"
         if before != after
@@ -195,8 +195,8 @@ def replay(
     try:
         queued, left = asyncio.run(queue())
     except StoreError as error:
-        err.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
+        err.print(str(error), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     print(f"{queued} SMS queued; the running bridge posts them within one poll interval.")
     if left:
         print(f'{left} SMS still match no route: add their numbers (or "*") to SMSBRIDGE_ROUTES.')

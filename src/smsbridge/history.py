@@ -6,12 +6,13 @@ poller, so it neither misses nor repeats SMS at page boundaries.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smsbridge.config import Account
 from smsbridge.models import InboundSms
-from smsbridge.provider.cursor import next_step
+from smsbridge.provider.cursor import latest_second, next_step
 from smsbridge.relay import PageFetcher
 from smsbridge.store.store import PostRef, Store
 
@@ -77,7 +78,13 @@ async def _read_since(fetcher: PageFetcher, since: int) -> tuple[list[InboundSms
         page = await fetcher.fetch_page(cursor)
         for sms in page.messages:
             found.setdefault(sms.document_id, sms)
-        step = next_step(cursor, [sms.timestamp for sms in page.messages], page.has_more_messages)
+        step = next_step(
+            cursor,
+            page.timestamps,
+            page.has_more_messages,
+            latest=latest_second(page.provider_time or time.time()),
+            size=page.size,
+        )
         cursor = step.next_since
         if not step.fetch_more:
             return [sms for sms in found.values() if sms.timestamp >= since], False

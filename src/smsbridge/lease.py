@@ -49,22 +49,50 @@ class LeaseKeeper:
         """Take or renew the lease once; on gaining it, recover and deliver what is waiting."""
         try:
             held = await self._store.acquire_lease(self._account, self.holder, self._ttl)
-        except Exception as error:  # the database is unreachable: we cannot hold anything
-            if not self._failing:
-                log.error("cannot renew the polling lease of %s: %s", self._account, error)
-            self._failing, held = True, False
+        except Exception as error:  # the database is busy or unreachable
+            held = self._renewal_failed(error)
         else:
+            if self._failing:
+                log.info("the polling lease of %s can be renewed again", self._account)
             self._failing = False
         if held and not self.held:
             log.info("this replica now polls %s", self._account)
             self.held = True
             await self._on_gain()
         elif not held and self.held:
-            log.warning(
-                "this replica lost the polling lease of %s; another one polls it", self._account
-            )
             self.held = False
+            if not self._failing:
+                log.warning(
+                    "another replica took over the polling lease of %s (this one could not "
+                    "renew it in time); it polls and posts from now on",
+                    self._account,
+                )
         return self.held
+
+    def _renewal_failed(self, error: Exception) -> bool:
+        """Whether we still hold the lease although this renewal failed; says why, once."""
+        # SQLite: the single-writer lock proves no other process exists, so nobody can take
+        # the lease over; a busy database (a long transaction) only delays the renewal.
+        exclusive = self._store.dialect == "sqlite"
+        if not self._failing:
+            if exclusive:
+                log.warning(
+                    "could not renew the polling lease of %s (%s); polling goes on, since no "
+                    "other process can use this SQLite database",
+                    self._account,
+                    error,
+                    extra={"cause": "database"},
+                )
+            else:
+                log.error(
+                    "could not renew the polling lease of %s (%s); this replica pauses polling "
+                    "and posting until the database answers, as another may take over",
+                    self._account,
+                    error,
+                    extra={"cause": "database"},
+                )
+        self._failing = True
+        return exclusive and self.held
 
     async def run(self) -> None:
         """Renew until the service stops, then give the lease up."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.exc import DBAPIError
+
 from smsbridge.backoff import Backoff
 from smsbridge.delivery import Delivery
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
@@ -78,7 +80,8 @@ class Poller:
         self._unrouted_logged: set[str] = set()
         self._stalls_logged: set[int] = set()
         self.last_success: float | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # for /sms status (access-controlled), never /readyz
+        self.last_cause: str | None = None  # a fixed word, safe on the public /readyz
         self._current: asyncio.Task[None] | None = None
 
     async def halt(self, grace: float = 5.0) -> None:
@@ -91,13 +94,16 @@ class Poller:
             task.cancel()
             await asyncio.wait({task})
 
-    async def ready(self) -> bool:
-        """Some replica polled this account successfully within the last three intervals."""
+    async def not_ready(self) -> str | None:
+        """None when some replica polled this account within the last three intervals; else
+        why not, as one of a fixed set of words (the answer is public)."""
         try:
             last = await self._store.last_poll(self._account)
-        except Exception:  # no database, not ready
-            return False
-        return last is not None and self._clock() - last <= 3 * self._interval
+        except Exception:
+            return "database_unavailable"
+        if last is not None and self._clock() - last <= 3 * self._interval:
+            return None
+        return self.last_cause or ("no_recent_poll" if last else "no_poll_yet")
 
     async def run_job(self) -> None:
         """The scheduled job: one cycle, unless a backoff says not yet. Never raises."""
@@ -108,17 +114,18 @@ class Poller:
         try:
             report = await self.poll_once()
         except ProviderRejectedError as error:
-            self._count_error("rejected")
-            self.last_error = str(error)
+            self._failed("rejected", "provider_rejected", str(error))
             self._not_before = now + self._rejected_retry
             if self._rejection != error.status:  # say it once, not every retry
                 self._rejection = error.status
                 log.error("%s Retrying every %.0fs until fixed.", error, self._rejected_retry)
             return
         except ProviderTransientError as error:
-            cause = "malformed" if isinstance(error, MalformedPageError) else "transient"
-            self._count_error(cause)
-            self.last_error = str(error)
+            malformed = isinstance(error, MalformedPageError)
+            cause = "malformed" if malformed else "transient"
+            self._failed(
+                cause, "provider_malformed" if malformed else "provider_unavailable", str(error)
+            )
             delay = self._backoff.next_delay()
             self._not_before = now + delay
             log.warning(
@@ -130,9 +137,20 @@ class Poller:
             return
         except asyncio.CancelledError:
             raise
+        except (DBAPIError, OSError) as error:  # the database went away: retry, say why
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            self._failed("database", "database_unavailable", f"database unavailable: {reason}")
+            delay = self._backoff.next_delay()
+            self._not_before = now + delay
+            log.warning(
+                "poll failed: the database is unavailable (%s); next try in %.1fs",
+                reason,
+                delay,
+                extra={"cause": "database", "retry_in": round(delay, 1)},
+            )
+            return
         except Exception as error:  # a bug: keep the process up, retry slowly, say it loudly
-            self._count_error("unexpected")
-            self.last_error = f"unexpected error: {error}"
+            self._failed("unexpected", "unexpected_error", f"unexpected error: {error}")
             self._not_before = now + self._backoff.next_delay()
             log.exception("poll failed unexpectedly")
             return
@@ -140,7 +158,7 @@ class Poller:
             log.info("SMS provider polls work again")
         self._rejection = None
         self._backoff.reset()
-        self.last_error = None
+        self.last_error = self.last_cause = None
         self.last_success = self._clock()
         await self._store.record_poll(self._account)
         self._metrics.polls.labels(self._account).inc()
@@ -161,8 +179,10 @@ class Poller:
             },
         )
 
-    def _count_error(self, cause: str) -> None:
-        self._metrics.poll_errors.labels(self._account, cause).inc()
+    def _failed(self, metric_cause: str, public_cause: str, detail: str) -> None:
+        self._metrics.poll_errors.labels(self._account, metric_cause).inc()
+        self.last_cause = public_cause
+        self.last_error = detail
 
     async def poll_once(self) -> CycleReport:
         """Read every page the cursor rules ask for into the ledger, then wake delivery."""

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
 from smsbridge.delivery import CatchUpProgress, Delivery
-from smsbridge.embedded_server import EmbeddedServer
+from smsbridge.embedded_server import public_server
 from smsbridge.errors import SlackAuthError, SmsBridgeError
 from smsbridge.lease import LeaseKeeper, replica_id
 from smsbridge.metrics import Metrics
@@ -133,17 +132,11 @@ class Bridge:
         for lane in self.lanes:
             await lane.keeper.renew()
 
-    async def ready(self) -> bool:
-        """Every account was polled (by some replica) within the last three intervals."""
-        return all([await lane.poller.ready() for lane in self.lanes])
-
-    def last_error(self) -> str | None:
-        errors = [
-            f"{lane.account.name}: {lane.poller.last_error}"
-            for lane in self.lanes
-            if lane.poller.last_error
-        ]
-        return "; ".join(errors) or None
+    async def not_ready(self) -> list[str]:
+        """Why some account was not polled (by any replica) within the last three intervals:
+        fixed words only, since /readyz is public. Empty when ready."""
+        causes = [await lane.poller.not_ready() for lane in self.lanes]
+        return sorted({cause for cause in causes if cause})
 
     async def prune(self) -> None:
         """Retention: keep the database from growing without bound (lease holders only)."""
@@ -233,7 +226,12 @@ class Service:
 
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
-        bridge = self.bridge = Bridge.build(self.settings, self.stop, self._on_fatal, self.progress)
+        try:
+            bridge = Bridge.build(self.settings, self.stop, self._on_fatal, self.progress)
+        except SmsBridgeError as error:
+            log.error("%s", error)
+            return EXIT_CONFIG
+        self.bridge = bridge
         try:
             await bridge.start()
             await self._serve(bridge)
@@ -281,10 +279,16 @@ class Service:
             bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
         )
         web = build_web_app(
-            bridge.ready,
-            bridge.last_error,
+            bridge.not_ready,
             bridge.metrics.exposition,
-            (EVENTS_PATH, http_endpoint(bolt)),
+            (
+                EVENTS_PATH,
+                http_endpoint(
+                    bolt,
+                    slack_settings.signing_secret.get_secret_value(),
+                    lambda cause: bridge.metrics.http_rejected.labels(cause).inc(),
+                ),
+            ),
         )
         socket_mode = None
         if slack_settings.app_token is not None:
@@ -292,11 +296,7 @@ class Service:
             socket_mode = await connect_socket_mode(
                 bolt, slack_settings.app_token.get_secret_value()
             )
-        server = EmbeddedServer(
-            uvicorn.Config(
-                web, host=self.host, port=self.settings.port, log_level="warning", lifespan="off"
-            )
-        )
+        server = public_server(web, self.host, self.settings.port)
         server_task = asyncio.create_task(server.serve(), name="http")
         keepers = [
             asyncio.create_task(lane.keeper.run(), name=f"lease:{lane.account.name}")

@@ -1,4 +1,8 @@
-"""The HTTP side of `smsbridge run`: health, readiness, metrics and Slack's requests."""
+"""The HTTP side of `smsbridge run`: health, readiness, metrics and Slack's requests.
+
+`$PORT` is public (Slack must reach it), so nothing here tells a stranger more than a fixed
+word: `/readyz` names causes such as `provider_rejected`, never an error's text.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,7 @@ from starlette.routing import Route
 
 
 def build_web_app(
-    ready: Callable[[], Awaitable[bool]],
-    last_error: Callable[[], str | None],
+    not_ready: Callable[[], Awaitable[list[str]]],
     metrics: Callable[[], bytes],
     slack_events: tuple[str, Callable[[Request], Awaitable[Response]]] | None = None,
 ) -> Starlette:
@@ -21,10 +24,11 @@ def build_web_app(
         return JSONResponse({"status": "alive"})
 
     async def readyz(_: Request) -> JSONResponse:
-        if await ready():
+        causes = await not_ready()
+        if not causes:
             return JSONResponse({"status": "ready"})
         return JSONResponse(
-            {"status": "not ready", "reason": last_error() or "no successful poll yet"},
+            {"status": "not ready", "reason": ",".join(causes), "causes": causes},
             status_code=503,
         )
 

@@ -164,7 +164,8 @@ def _status_lines(status: Status, now: float, *, titled: bool) -> str:
         f"• Cursor: {slack_date(status.cursor) if status.cursor is not None else 'not set yet'}",
         f"• Bridged today (UTC): {status.bridged_today}",
         f"• Waiting: {counts.get('pending', 0) + counts.get('posting', 0)}"
-        f" · Failed: {counts.get('failed', 0)} · Unrouted: {counts.get('unrouted', 0)}",
+        f" · Failed: {counts.get('failed', 0)} · Unrouted: {counts.get('unrouted', 0)}"
+        f" · Invalid from the gateway: {counts.get('invalid', 0)}",
         f"• SMS provider: {provider}",
         f"• Slack: {slack}",
     ]

@@ -1,22 +1,28 @@
 """The Slack app: Bolt's AsyncApp serving `/sms`, over HTTP (Starlette) or Socket Mode.
 
-Bolt verifies every request's signature and refuses requests older than five minutes (401).
+The HTTP endpoint is on the public port, so it guards Bolt before Bolt sees a byte: a body over
+MAX_BODY is refused (413) before it is read, a body must arrive within BODY_DEADLINE, and the
+signature is checked on the raw bytes before anything is parsed (401; 400 for a timestamp that
+is not a number or a body that is not UTF-8). Requests older than five minutes are refused.
 The command is acknowledged at once; the answer follows through `response_url`, so a slow
 provider never runs into Slack's three-second limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
 
 from smsbridge.errors import SlackAuthError, SlackTransientError
 from smsbridge.slack.commands import COMMAND, SmsCommand
@@ -25,6 +31,12 @@ from smsbridge.slack.poster import AUTH_ERRORS
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+MAX_BODY = 64 * 1024  # Slack's requests are a few KB; this is generous
+BODY_DEADLINE = 10.0  # seconds for the whole body to arrive
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def build_bolt_app(client: AsyncWebClient, signing_secret: str, sms: SmsCommand) -> AsyncApp:
@@ -45,13 +57,61 @@ def build_bolt_app(client: AsyncWebClient, signing_secret: str, sms: SmsCommand)
     return app
 
 
-def http_endpoint(app: AsyncApp) -> Any:
-    handler = AsyncSlackRequestHandler(app)
+def http_endpoint(
+    app: AsyncApp, signing_secret: str, on_rejected: Callable[[str], None] = lambda cause: None
+) -> Any:
+    """Slack's requests, checked (size, time, signature) before Bolt parses anything."""
+    verifier = SignatureVerifier(signing_secret)
+
+    def refuse(status: int, cause: str, reason: str) -> Response:
+        on_rejected(cause)
+        return PlainTextResponse(reason, status_code=status)
 
     async def endpoint(request: Request) -> Response:
-        return await handler.handle(request)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            return refuse(413, "too_large", f"request body over {MAX_BODY} bytes")
+        try:
+            async with asyncio.timeout(BODY_DEADLINE):
+                body = await _read_body(request)
+        except _TooLarge:
+            return refuse(413, "too_large", f"request body over {MAX_BODY} bytes")
+        except TimeoutError:
+            return refuse(408, "slow_body", f"request body not sent within {BODY_DEADLINE:g}s")
+        except ClientDisconnect:
+            log.info("a client disconnected while sending a request to %s", EVENTS_PATH)
+            return refuse(400, "disconnected", "client disconnected")
+        stamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not stamp or not signature:
+            return refuse(401, "unsigned", "missing Slack signature headers")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return refuse(400, "bad_timestamp", "X-Slack-Request-Timestamp is not a number")
+        try:
+            valid = verifier.is_valid(body=body, timestamp=stamp, signature=signature)
+        except UnicodeDecodeError:
+            return refuse(400, "not_utf8", "request body is not UTF-8")
+        if not valid:
+            return refuse(401, "bad_signature", "invalid or expired Slack signature")
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8"),
+            query=request.query_params,  # type: ignore[arg-type]
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        return to_starlette_response(await app.async_dispatch(bolt_request))
 
     return endpoint
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from smsbridge.numbers import normalise_number
+from smsbridge.slack.render import escape
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+QUOTE_LIMIT = 40  # characters of what someone typed that an answer quotes back
 _KEYS = ("since", "from", "to", "limit")
 _UNITS = {
     "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
@@ -24,6 +26,12 @@ _UNITS = {
     "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
 _RELATIVE = re.compile(r"^(\d{1,6})\s*([a-z]+)$")
+
+
+def quoted(text: str) -> str:
+    """What the user typed, quoted back: short, escaped, as code."""
+    shown = text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
+    return "`" + escape(shown.replace("`", "'")) + "`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +65,10 @@ def parse_command(text: str, region: str) -> Command:
         return (
             StatusArgs()
             if not rest
-            else HelpArgs(f"`status` takes no arguments (got `{' '.join(rest)}`)")
+            else HelpArgs(f"`status` takes no arguments (got {quoted(' '.join(rest))})")
         )
     if verb != "history":
-        return HelpArgs(f"I don't know `{words[0]}`")
+        return HelpArgs(f"I don't know {quoted(words[0])}")
     try:
         return _history(rest, region)
     except ValueError as error:
@@ -75,7 +83,7 @@ def _history(words: list[str], region: str) -> HistoryArgs:
         lowered = name.lower()
         if lowered in _KEYS and (colon or word.lower() == lowered):
             if values.get(lowered):
-                raise ValueError(f"`{lowered}` is given twice")
+                raise ValueError(f"{quoted(lowered)} is given twice")
             key = lowered
             values.setdefault(key, [])
             if colon and value:
@@ -84,7 +92,7 @@ def _history(words: list[str], region: str) -> HistoryArgs:
         values.setdefault(key, []).append(word)
     for name, parts in values.items():
         if not parts:
-            raise ValueError(f"`{name}` needs a value")
+            raise ValueError(f"{quoted(name)} needs a value")
     since = " ".join(values.get("since", []))
     if not since:
         raise ValueError("history needs a time to start from, e.g. `/sms history 2h`")
@@ -94,7 +102,9 @@ def _history(words: list[str], region: str) -> HistoryArgs:
     if "limit" in values:
         raw = " ".join(values["limit"])
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-            raise ValueError(f"`limit` must be a whole number from 1 to {MAX_LIMIT} (got `{raw}`)")
+            raise ValueError(
+                f"`limit` must be a whole number from 1 to {MAX_LIMIT} (got {quoted(raw)})"
+            )
         limit = int(raw)
     return HistoryArgs(since=since, sender=sender, line=line, limit=limit)
 
@@ -105,7 +115,7 @@ def _number(values: dict[str, list[str]], key: str, region: str) -> str | None:
     try:
         return normalise_number(" ".join(values[key]), region)
     except ValueError as error:
-        raise ValueError(f"`{key}`: {error}") from None
+        raise ValueError(f"`{key}`: {escape(str(error)[:200])}") from None
 
 
 def resolve_since(text: str, now: datetime, zone: tzinfo) -> int:
@@ -119,17 +129,19 @@ def resolve_since(text: str, now: datetime, zone: tzinfo) -> int:
     if cleaned in ("today", "yesterday"):
         day = local_now.date() - timedelta(days=1 if cleaned == "yesterday" else 0)
         return int(datetime.combine(day, time(), tzinfo=zone).timestamp())
-    if cleaned.isdigit() and len(cleaned) >= 9:
+    if cleaned.isdigit() and 9 <= len(cleaned) <= 12:
         moment = int(cleaned)
     elif match := _RELATIVE.match(cleaned):
         count, unit = int(match.group(1)), match.group(2)
         if unit not in _UNITS:
-            raise ValueError(f"`{text}`: the unit must be m, h, d or w (e.g. 30m, 2h, 3d, 1w)")
+            raise ValueError(
+                f"{quoted(text)}: the unit must be m, h, d or w (e.g. 30m, 2h, 3d, 1w)"
+            )
         moment = int(now.timestamp()) - count * _UNITS[unit]
     else:
         moment = _iso(text.strip(), zone)
     if moment > now.timestamp():
-        raise ValueError(f"`{text}` is in the future")
+        raise ValueError(f"{quoted(text)} is in the future")
     return max(0, moment)
 
 
@@ -141,8 +153,8 @@ def _iso(text: str, zone: tzinfo) -> int:
             parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
     except ValueError:
         raise ValueError(
-            f"I can't read `{text}` as a time. Try `30m`, `2h`, `3d`, `1w`, `today`, `yesterday`, "
-            "`2026-11-30`, `2026-11-30T09:00` or epoch seconds"
+            f"I can't read {quoted(text)} as a time. Try `30m`, `2h`, `3d`, `1w`, `today`, "
+            "`yesterday`, `2026-11-30`, `2026-11-30T09:00` or epoch seconds"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -85,30 +85,48 @@ class SmsCommand:
                 f":hourglass: You have used `/sms` {self._settings.history_rate_limit} times "
                 f"in the last minute. Please try again in {wait} seconds."
             )
+        # History and status share one access rule: both show what the bridge carries.
+        scope = self._scope(user, str(command.get("channel_id") or ""))
+        if isinstance(scope, Answer):
+            return scope
+        in_channel, sources = scope
         if isinstance(parsed, StatusArgs):
-            return status_answer(await self._status(), self._clock())
-        return await self._history(parsed, user, str(command.get("channel_id") or ""))
+            names = {account.name for account, _ in sources}
+            statuses = [status for status in await self._status() if status.account in names]
+            return status_answer(statuses, self._clock())
+        return await self._history(parsed, user, in_channel, sources)
 
-    async def _history(self, args: HistoryArgs, user: str, channel: str) -> Answer:
+    def _scope(
+        self, user: str, channel: str
+    ) -> tuple[str | None, list[tuple[Account, PageFetcher]]] | Answer:
+        """(channel whose SMS may be shown or None for all, accounts to read), or a refusal.
+
+        In a routed channel: the SMS routed there, from the accounts routed there (its members
+        see them anyway). Users in SMSBRIDGE_HISTORY_ALLOWED_USERS: everything, anywhere.
+        """
         settings = self._settings
-        routed = settings.routed_channels
         if user in settings.history_allowed_users:
-            in_channel: str | None = None  # all SMS of all accounts
-            sources = self._sources
-        elif channel in routed:
-            in_channel = channel  # the SMS this channel receives, from the accounts routed here
-            sources = [(a, f) for a, f in self._sources if channel in a.routes.values()]
-        else:
-            where = ", ".join(f"<#{c}>" for c in routed)
-            return notice(
-                ":lock: `/sms history` shows phone numbers and SMS texts, so it answers only in "
-                f"channels that receive SMS ({where})"
-                + (
-                    " or to the people listed by the bridge's admin."
-                    if settings.history_allowed_users
-                    else "."
-                )
+            return None, self._sources
+        if channel in settings.routed_channels:
+            return channel, [(a, f) for a, f in self._sources if channel in a.routes.values()]
+        where = ", ".join(f"<#{c}>" for c in settings.routed_channels)
+        return notice(
+            ":lock: `/sms history` and `/sms status` show phone numbers, SMS texts and the "
+            f"bridge's state, so `/sms` answers only in channels that receive SMS ({where})"
+            + (
+                " or to the people listed by the bridge's admin."
+                if settings.history_allowed_users
+                else "."
             )
+        )
+
+    async def _history(
+        self,
+        args: HistoryArgs,
+        user: str,
+        in_channel: str | None,
+        sources: list[tuple[Account, PageFetcher]],
+    ) -> Answer:
         zone, zone_note = await self._zone(user)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         try:
@@ -152,15 +170,21 @@ class SmsCommand:
         )
 
     async def _zone(self, user: str) -> tuple[ZoneInfo, str | None]:
-        """The user's Slack time zone, for times typed without an offset."""
+        """The user's Slack time zone, for times typed without an offset; UTC when Slack's
+        answer is missing, odd or refused."""
         if user not in self._zones:
             try:
                 response = await self._client.users_info(user=user)
-                self._zones[user] = (ZoneInfo(str(response["user"]["tz"])), None)
-            except (SlackApiError, KeyError, ZoneInfoNotFoundError, ValueError) as error:
-                reason = getattr(getattr(error, "response", None), "get", lambda _: None)("error")
+                profile = response.get("user")
+                name = profile.get("tz") if isinstance(profile, dict) else None
+                if not isinstance(name, str) or not name:
+                    raise ValueError("no time zone in Slack's answer")
+                self._zones[user] = (ZoneInfo(name), None)
+            except Exception as error:  # any failure: UTC, said in the answer
                 log.warning(
-                    "cannot read the time zone of %s (%s); using UTC", user, reason or error
+                    "cannot read the time zone of %s (%s); using UTC",
+                    user,
+                    type(error).__name__,
                 )
                 return ZoneInfo("UTC"), "Times without an offset were read as UTC."
         return self._zones[user]

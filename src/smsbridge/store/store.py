@@ -8,6 +8,8 @@ the advisory lock around schema upgrades (PostgreSQL) and the single-writer lock
 from __future__ import annotations
 
 import fcntl
+import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any, TextIO
 from sqlalchemy import and_, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
@@ -30,6 +32,7 @@ from smsbridge.store.schema import (
     schema_version,
     threads,
 )
+from smsbridge.urls import hide_password
 
 _UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
 PENDING, POSTING, POSTED, FAILED, UNROUTED = "pending", "posting", "posted", "failed", "unrouted"
@@ -86,15 +89,23 @@ class Store:
     @classmethod
     def open(cls, url: str) -> Store:
         try:
-            engine = create_async_engine(async_url(url))
+            # hide_parameters: a failed statement's error would otherwise carry its values
+            # (SMS texts, phone numbers) into logs and status answers.
+            engine = create_async_engine(async_url(url), hide_parameters=True)
         except ModuleNotFoundError as error:
             raise StoreError(
                 f"the database driver for {url.split(':', 1)[0]} is not installed ({error.name}); "
                 "for PostgreSQL install smsbridge with the 'postgres' extra"
             ) from None
         if engine.dialect.name == "sqlite":
+            _owner_only(engine.url.database)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return cls(engine)
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL as it may be shown: password hidden."""
+        return hide_password(self._engine.url.render_as_string(hide_password=False))
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -117,7 +128,8 @@ class Store:
         database = self._engine.url.database
         if not database or database == ":memory:":
             return
-        lock = open(f"{database}.lock", "a")  # noqa: SIM115 - held open for the process's life
+        # held open for the process's life; owner-only, like the database beside it
+        lock = os.fdopen(os.open(f"{database}.lock", os.O_CREAT | os.O_WRONLY, 0o600), "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -209,19 +221,31 @@ class Store:
                         text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK}
                     )
                 try:
-                    return await self._upgrade_steps()
+                    steps = await self._upgrade_steps()
                 finally:
                     if self.dialect == "postgresql":
                         await guard.execute(
                             text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK}
                         )
-        except (OSError, OperationalError, InterfaceError) as error:
-            where = self._engine.url.render_as_string(hide_password=True)
-            reason = getattr(error, "orig", None) or error
-            raise StoreError(
-                f"cannot use the database {where}: {reason}. Check SMSBRIDGE_DATABASE_URL and "
-                "that the database server is running."
-            ) from None
+        except (OSError, DBAPIError) as error:
+            raise self.unusable(error) from None
+        try:
+            # A schema already current needs no write: prove now that we can write at all, or
+            # a read-only database would let the service run forever without polling.
+            async with self._engine.begin() as conn:
+                await conn.execute(update(schema_version).values(version=schema_version.c.version))
+        except (OSError, DBAPIError) as error:
+            raise self.unusable(error, "cannot write to") from None
+        return steps
+
+    def unusable(self, error: BaseException, what: str = "cannot use") -> StoreError:
+        """The driver's error as one line naming the database (password hidden) and the fix."""
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        return StoreError(
+            f"{what} the database {self.shown_url}: {reason}. Check SMSBRIDGE_DATABASE_URL, "
+            "that the database (and its user) exist, that the server is running and that the "
+            "database is writable."
+        )
 
     async def _upgrade_steps(self) -> tuple[int, int]:
         async with self._engine.begin() as conn:
@@ -590,6 +614,27 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         claimed_at=mapping["claimed_at"],
         claimed_by=mapping["claimed_by"],
     )
+
+
+def _owner_only(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only (it holds SMS texts and numbers).
+
+    SQLite gives its -wal and -shm files the mode of the database file, so they follow. A file
+    an older release left readable by others is tightened.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError:
+        return  # a missing directory or a read-only file: the upgrade says which, and exits 2
+    for path in (database, f"{database}-wal", f"{database}-shm", f"{database}.lock"):
+        try:
+            mode = os.stat(path).st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
+        except OSError:
+            continue
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
