@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, PASSWORD, USERNAME, Served
 from processes import bridge_env, finish, smsbridge, wait_ready
 from smsbridge.sim.provider import Fault
 from smsbridge.store.store import Store
 
 ALICE, BOB = "61409560857", "61412345678"
 DEAD_LINE = "61400000009"
+YEAR = 365 * 86_400
 
 
 async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path) -> None:
@@ -65,12 +67,38 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
         # An archived channel: that SMS fails and is kept; the others flow.
         failed = served.provider.add(ALICE, "to the archived team", recipient=DEAD_LINE).document_id
         await arrives("after the archived one")
+
+        # A hostile gateway's data. One SMS stamped a year ahead: posted, and the cursor does
+        # not follow it, so the next SMS still arrives.
+        future = served.provider.add(ALICE, "from the future", timestamp=int(time.time()) + YEAR)
+        expected.append(future.document_id)
+        await arrives("after the future one")
+        # One broken record the gateway keeps sending: kept as invalid once, the rest flow.
+        served.provider.bad_records.append(
+            {"from": ALICE, "documentId": "x" * 10_000, "timestamp": int(time.time()), "text": "?"}
+        )
+        await arrives("beside the broken record")
+        # A text of a megabyte: posted, cut, with a note.
+        await arrives("y" * 1_000_000)
+        served.provider.bad_records.clear()
+
+        # Slack's nonsense: ok without ts, an HTML page, a broken JSON body, Retry-After -5.
+        served.slack.force("chat.postMessage", body='{"ok": true}')
+        await arrives("after an ok without ts")
+        served.slack.force("chat.postMessage", body="<html>busy</html>", content_type="text/html")
+        await arrives("after an HTML answer")
+        served.slack.force("chat.postMessage", status=503, body="{not json")
+        await arrives("after broken JSON")
+        served.slack.force("chat.postMessage", status=429, retry_after="-5", times=2)
+        await arrives("after a negative Retry-After")
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         code, _, err = await finish(process)
     assert code == 0, err
-    assert "SMS provider timed out" in err  # the slow answer really was a timeout
+    assert "SMS provider timed out" in err  # the slow and the dripped answers timed out
+    assert PASSWORD not in err  # the echoed form never reached the log
+    assert "Traceback" not in err
     assert Counter(served.slack.document_ids()) == Counter(expected)
     store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
     try:
@@ -78,8 +106,11 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
     finally:
         await store.close()
     assert counts["failed"] == 1
+    assert counts["invalid"] == 1  # the broken record, kept once although sent every poll
     assert failed not in served.slack.document_ids()
     assert counts["pending"] + counts["posting"] == 0
+    long_post = next(m for m in served.slack.all_messages() if "y" * 100 in m["text"])
+    assert long_post["blocks"][-1]["text"]["text"].endswith("more characters not shown]")
 
 
 @pytest.mark.parametrize(

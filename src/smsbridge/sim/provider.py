@@ -6,6 +6,10 @@
 - `since` inclusive or exclusive, chosen per instance, since the documentation does not say;
 - fault injection: HTTP 500/503, any documented error status, malformed or truncated JSON,
   slow answers, a `newestMessageTimestamp` that goes backwards;
+- a hostile gateway: an error page that echoes the form (password included), a body dripped a
+  byte at a time, a page with more messages than a page holds, a body of many megabytes, and
+  `bad_records` (raw records returned with every page, as a gateway with one broken record
+  would); future stamps and huge texts are plain `add(...)` calls;
 - a small control API under /_sim/ to add messages and faults from another process.
 """
 
@@ -24,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 MESSAGES_PATH = "/services/rest/user/messages"
@@ -44,6 +48,10 @@ class Fault(Enum):
     STATUS_4 = "status_4"
     STATUS_200 = "status_200"
     STATUS_220 = "status_220"
+    ECHO_FORM = "echo_form"  # HTTP 500 whose page echoes the request, password and all
+    DRIP = "drip"  # a valid page, one byte every `drip_seconds`
+    OVERSIZED_PAGE = "oversized_page"  # more messages than `page_size`
+    HUGE_BODY = "huge_body"  # a status-0 page of about 6 MB
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class ProviderSim:
     capacity: int = 10_000
     page_size: int = 100
     slow_seconds: float = 2.0
+    drip_seconds: float = 0.2
     clock: Callable[[], float] = time.time
     accounts: dict[str, Account] = field(
         default_factory=lambda: {"demo@reseller": Account(password="demo password & more")}
@@ -81,6 +90,7 @@ class ProviderSim:
     inboxes: dict[str, deque[SimSms]] = field(init=False)  # each account sees only its own
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    bad_records: list[Any] = field(default_factory=list)  # sent with every page, as they are
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -160,9 +170,12 @@ class ProviderSim:
             if (sms.timestamp >= start if self.inclusive else sms.timestamp > start)
         ]
         page = matching[: self.page_size]
+        wire: list[Any] = [self._wire(sms) for sms in page]
+        room = self.page_size - len(wire)
+        wire.extend(self.bad_records[:room])
         body: dict[str, Any] = {
             "status": 0,
-            "messages": [self._wire(sms) for sms in page],
+            "messages": wire,
             "newestMessageTimestamp": page[-1].timestamp if page else start,
         }
         if self.with_has_more:
@@ -209,7 +222,28 @@ class ProviderSim:
             return JSONResponse({"status": int(fault.value.removeprefix("status_"))})
         if fault is Fault.SLOW:
             await asyncio.sleep(self.slow_seconds)
+        if fault is Fault.ECHO_FORM:
+            echoed = "".join(f"<li>{key}={value}</li>" for key, value in params.items())
+            return HTMLResponse(f"<h1>Error</h1><ul>{echoed}</ul>", status_code=500)
         body = self.answer(params)
+        if fault is Fault.DRIP:
+            return StreamingResponse(
+                self._drip(json.dumps(body).encode()), media_type="application/json"
+            )
+        if fault is Fault.OVERSIZED_PAGE and body.get("status") == 0:
+            extra = {"from": "61400000000", "timestamp": int(self.clock()), "text": "x"}
+            body["messages"] += [
+                {**extra, "documentId": f"extra{n}"} for n in range(self.page_size + 1)
+            ]
+        if fault is Fault.HUGE_BODY and body.get("status") == 0:
+            body["messages"] = [
+                {
+                    "from": "61400000000",
+                    "documentId": "huge",
+                    "timestamp": 1,
+                    "text": "y" * 6_000_000,
+                }
+            ]
         if fault is Fault.MALFORMED_JSON:
             return Response(
                 "{ newestMessageTimestamp = 123458 , messages = [", media_type="application/json"
@@ -220,6 +254,11 @@ class ProviderSim:
         if fault is Fault.NEWEST_BACKWARDS and body.get("status") == 0:
             body["newestMessageTimestamp"] = 0
         return JSONResponse(body)
+
+    async def _drip(self, body: bytes) -> Any:
+        for index in range(len(body)):
+            yield body[index : index + 1]
+            await asyncio.sleep(self.drip_seconds)
 
     # -- control API (for `smsbridge sim provider` and tests that run the bridge elsewhere) ----
 
