@@ -128,6 +128,7 @@ class Store:
         database = self._engine.url.database
         if not database or database == ":memory:":
             return
+        database = database.removeprefix("file:")  # a URI filename (?mode=...&uri=true)
         # held open for the process's life; owner-only, like the database beside it
         lock = os.fdopen(os.open(f"{database}.lock", os.O_CREAT | os.O_WRONLY, 0o600), "a")
         try:
