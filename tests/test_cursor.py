@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsbridge.provider.cursor import Stall, initial_since, next_step
+from smsbridge.provider.cursor import (
+    FUTURE_TOLERANCE,
+    Stall,
+    initial_since,
+    latest_second,
+    next_step,
+)
+
+YEAR = 365 * 86_400
 
 
 def test_initial_since_looks_back_and_never_below_zero() -> None:
@@ -67,6 +75,34 @@ def test_full_page_behind_the_cursor_stops_without_moving() -> None:
     assert step.stall is Stall.PAGE_BEHIND_CURSOR
 
 
+def test_a_future_stamp_is_not_followed() -> None:
+    step = next_step(since=500, timestamps=[501, 502, 502 + YEAR], has_more=False, latest=510)
+    assert (step.next_since, step.fetch_more) == (501, False)
+
+
+def test_a_page_reaching_into_the_future_is_complete_however_full() -> None:
+    # Pages are oldest first: a future stamp at the end means every present SMS is in the page.
+    step = next_step(since=500, timestamps=[501, 600 + YEAR, 601 + YEAR], has_more=True,
+                     page_size=3, latest=510)  # fmt: skip
+    assert (step.next_since, step.fetch_more, step.stall) == (500, False, Stall.NONE)
+
+
+def test_a_page_only_of_future_stamps_keeps_the_cursor() -> None:
+    step = next_step(since=500, timestamps=[500 + YEAR] * 3, has_more=True, page_size=3,
+                     latest=510)  # fmt: skip
+    assert (step.next_since, step.fetch_more) == (500, False)
+
+
+def test_latest_second_allows_only_a_small_tolerance() -> None:
+    assert latest_second(1000.9) == 1000 + FUTURE_TOLERANCE
+    assert FUTURE_TOLERANCE <= 10  # the cursor may follow a stamp this far ahead: keep it small
+
+
+def test_records_without_a_stamp_still_make_a_page_full() -> None:
+    step = next_step(since=500, timestamps=[501, 503], has_more=False, page_size=3, size=3)
+    assert (step.next_since, step.fetch_more) == (502, True)
+
+
 # -- a live provider, modelled ------------------------------------------------------------------
 
 
@@ -83,18 +119,29 @@ class LiveProvider:
         for _ in range(count):
             self.messages.append((self.clock, len(self.messages)))
 
+    def arrive_from_the_future(self, count: int) -> None:
+        """A gateway clock gone wrong: stamped a year ahead."""
+        for _ in range(count):
+            self.messages.append((self.clock + YEAR, len(self.messages)))
+
     def page(self, since: int) -> tuple[list[tuple[int, int]], bool]:
-        matching = [m for m in self.messages if (m[0] >= since if self.inclusive else m[0] > since)]
+        matching = sorted(
+            m for m in self.messages if (m[0] >= since if self.inclusive else m[0] > since)
+        )  # oldest first, as documented
         return matching[: self.page_size], len(matching) > self.page_size
 
 
 def poll_cycle(provider: LiveProvider, since: int, seen: set[int]) -> int:
     """One poll cycle as the Poller runs it; returns the new cursor."""
+    latest = latest_second(provider.clock)
     for _ in range(10 * (len(provider.messages) + 10)):
         page, has_more = provider.page(since)
         seen.update(ident for _, ident in page)
-        step = next_step(since, [ts for ts, _ in page], has_more, page_size=provider.page_size)
+        step = next_step(
+            since, [ts for ts, _ in page], has_more, page_size=provider.page_size, latest=latest
+        )
         assert step.next_since >= since, "the cursor moved backwards"
+        assert step.next_since <= latest, "the cursor passed the present"
         if step.fetch_more:
             assert step.next_since > since, "asked for more without moving: an endless loop"
         since = step.next_since
@@ -106,6 +153,7 @@ def poll_cycle(provider: LiveProvider, since: int, seen: set[int]) -> int:
 events = st.lists(
     st.one_of(
         st.tuples(st.just("arrive"), st.integers(1, 7)),
+        st.tuples(st.just("future"), st.integers(1, 3)),
         st.tuples(st.just("tick"), st.integers(0, 2)),
         st.tuples(st.just("poll"), st.just(0)),
     ),
@@ -125,6 +173,8 @@ def test_every_message_is_fetched_under_random_arrivals_and_page_boundaries(
     for kind, value in script:
         if kind == "arrive":
             provider.arrive(value)
+        elif kind == "future":
+            provider.arrive_from_the_future(value)
         elif kind == "tick":
             provider.clock += value
         else:
@@ -133,7 +183,9 @@ def test_every_message_is_fetched_under_random_arrivals_and_page_boundaries(
     since = poll_cycle(provider, since, seen)
     per_second = Counter(ts for ts, _ in provider.messages)
     # Only a second with more messages than a page may lose some: the API cannot page past it.
-    reachable = {ident for ts, ident in provider.messages if per_second[ts] <= page_size}
+    # Future-stamped messages sit beyond the present, after every real one: they may wait.
+    present = {ident for ts, ident in provider.messages if ts <= latest_second(provider.clock)}
+    reachable = {ident for ts, ident in provider.messages if per_second[ts] <= page_size} & present
     assert reachable <= seen
 
 

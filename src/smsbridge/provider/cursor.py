@@ -20,6 +20,8 @@ The cursor never passes the present. A message stamped in the future (a gateway 
 wrong, a year ahead) is still taken and posted, but the cursor does not follow it: were it to,
 every SMS that arrives until that future moment would lie behind the cursor and never be fetched.
 Stamps later than `latest` (the present plus a tolerance) are therefore left out of the rules.
+Pages are oldest first, so a page that reaches into the future holds every present message
+from `since` on: it counts as complete, however many messages it has.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def next_step(
         return Step(next_since=since, fetch_more=False)
     newest = max(usable)
     overlap = newest - 1  # re-read the newest second under either reading of `since`
-    full = has_more or count >= page_size
+    full = not future and (has_more or count >= page_size)
     if not full:
         return Step(next_since=max(since, overlap), fetch_more=False)
     if overlap > since:
@@ -106,7 +108,7 @@ def next_step(
         # nothing. Exclusive: the page held only second since+1, which therefore has more
         # messages than a page; stepping on is the only way forward. Only in the second case is
         # anything out of reach, and then the page is all one second: say so.
-        one_second = min(usable) == newest and not future
+        one_second = min(usable) == newest
         return Step(
             next_since=newest,
             fetch_more=True,
@@ -114,10 +116,7 @@ def next_step(
             stalled_second=newest if one_second else None,
         )
     if newest == since:
-        # Inclusive reading, a full page of messages all in second `since`: overfull (unless
-        # future-stamped messages filled the page, which only means we are done).
-        if future:
-            return Step(next_since=since, fetch_more=False)
+        # Inclusive reading, a full page of messages all in second `since`: overfull.
         return Step(
             next_since=since + 1,
             fetch_more=True,
