@@ -169,6 +169,8 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
     cursor = await harness.bridge.store.cursor(harness.account)
     served.provider.add(ALICE, "during the fault")
     served.provider.slow_seconds = 0.2
+    served.provider.drip_seconds = 0.05
+    harness.lane.provider._deadline = 1.0  # a dripped page of ~300 bytes needs 15 s
     served.provider.inject(fault)
     poller = harness.lane.poller
     await poller.poll_once() if fault in (

@@ -428,3 +428,33 @@ async def test_with_several_accounts_history_and_status_cover_the_right_ones(
     status = await side.ask("status", channel=INBOX)
     assert "smsbridge status*" in status
     assert "Bridged today (UTC): 1" in status  # the agency's one SMS, not the other account's
+
+
+async def test_status_outside_routed_channels_is_refused_like_history(slack_side: Any) -> None:
+    side = await slack_side()
+    answer = await side.ask("status", user="U0OUTSIDER", channel="C0RANDOM")
+    assert "answers only in channels that receive SMS" in answer
+    assert "Last successful poll" not in answer
+
+
+async def test_a_users_info_answer_without_a_user_falls_back_to_utc(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    served.slack.force("users.info", body='{"ok": true}')
+    served.provider.add(ALICE, "still found", timestamp=at(60))
+    answer = await side.ask("history 1h", user="U0NEWCOMER")
+    assert "still found" in answer
+    assert "read as UTC" in answer
+
+
+@pytest.mark.parametrize("verb", ["history ", "", "status "], ids=["since", "verb", "status"])
+async def test_an_answer_to_a_huge_argument_fits_slacks_limits(slack_side: Any, verb: str) -> None:
+    side = await slack_side()
+    await side.post(verb + "<!channel>" + "x" * 10_000)
+    answer = await asyncio.wait_for(side.catcher.answers.get(), 15)
+    sections = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"]
+    assert sections
+    assert all(len(text) <= 3000 for text in sections)
+    assert "x" * 41 not in answer["text"]  # only a short excerpt is quoted back
+    assert "<!channel>" not in answer["text"]  # and it is escaped

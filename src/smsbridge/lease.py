@@ -16,7 +16,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from smsbridge.stopping import Stopped, StopSignal
-from smsbridge.store.store import Store
+from smsbridge.store.store import Store, database_reason
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class LeaseKeeper:
                     "could not renew the polling lease of %s (%s); polling goes on, since no "
                     "other process can use this SQLite database",
                     self._account,
-                    error,
+                    database_reason(error),
                     extra={"cause": "database"},
                 )
             else:
@@ -88,7 +88,7 @@ class LeaseKeeper:
                     "could not renew the polling lease of %s (%s); this replica pauses polling "
                     "and posting until the database answers, as another may take over",
                     self._account,
-                    error,
+                    database_reason(error),
                     extra={"cause": "database"},
                 )
         self._failing = True

@@ -25,7 +25,7 @@ from smsbridge.errors import MalformedPageError, ProviderRejectedError, Provider
 from smsbridge.metrics import Metrics
 from smsbridge.models import Page
 from smsbridge.provider.cursor import Stall, initial_since, latest_second, next_step
-from smsbridge.store.store import Store
+from smsbridge.store.store import Store, database_reason
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Poller:
         except asyncio.CancelledError:
             raise
         except (DBAPIError, OSError) as error:  # the database went away: retry, say why
-            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            reason = database_reason(error)
             self._failed("database", "database_unavailable", f"database unavailable: {reason}")
             delay = self._backoff.next_delay()
             self._not_before = now + delay

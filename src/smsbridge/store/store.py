@@ -241,7 +241,7 @@ class Store:
 
     def unusable(self, error: BaseException, what: str = "cannot use") -> StoreError:
         """The driver's error as one line naming the database (password hidden) and the fix."""
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        reason = database_reason(error)
         return StoreError(
             f"{what} the database {self.shown_url}: {reason}. Check SMSBRIDGE_DATABASE_URL, "
             "that the database (and its user) exist, that the server is running and that the "
@@ -615,6 +615,12 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         claimed_at=mapping["claimed_at"],
         claimed_by=mapping["claimed_by"],
     )
+
+
+def database_reason(error: BaseException) -> str:
+    """The driver's own words for a database error, on one line (no SQL, no values)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _owner_only(database: str | None) -> None:
