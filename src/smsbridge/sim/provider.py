@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl
@@ -253,7 +254,8 @@ class ProviderSim:
             return Response(text[: max(1, len(text) // 2)], media_type="application/json")
         if fault is Fault.NEWEST_BACKWARDS and body.get("status") == 0:
             body["newestMessageTimestamp"] = 0
-        return JSONResponse(body)
+        # The gateway's own clock, which also stamps its messages.
+        return JSONResponse(body, headers={"Date": formatdate(self.clock(), usegmt=True)})
 
     async def _drip(self, body: bytes) -> Any:
         for index in range(len(body)):

@@ -15,7 +15,10 @@ from smsbridge.embedded_server import EmbeddedServer
 @contextlib.asynccontextmanager
 async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Yield the base URL (http://host:port) while `app` is being served."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # No server Date header: a stand-in that wants one (the provider's clock) sends its own.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", date_header=False
+    )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
