@@ -60,11 +60,20 @@ async def test_ok_without_a_ts_after_the_post_landed_is_found_not_doubled(
         (200, "<html><body>Slack is down</body></html>", "text/html"),
         (200, "{not json", "application/json"),
         (503, "Service Unavailable", "text/plain"),
+        (200, "ok", "text/plain"),
         (200, "[1, 2, 3]", "application/json"),
         (200, '"ok"', "application/json"),
         (200, "", "application/json"),
     ],
-    ids=["html-200", "broken-json", "text-plain-503", "json-list", "json-string", "empty"],
+    ids=[
+        "html-200",
+        "broken-json",
+        "text-plain-503",
+        "text-plain-200",
+        "json-list",
+        "json-string",
+        "empty",
+    ],
 )
 async def test_answers_that_are_not_json_objects_are_transient(
     served: Served,
@@ -197,4 +206,14 @@ async def test_an_unfinished_check_of_a_young_claim_is_retried_not_posted(
     assert served.slack.document_ids() == []  # still in doubt: retried, not guessed
     served.slack.endless_cursor = False  # Slack behaves again: the check ends, then the post
     await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    assert served.slack.document_ids() == [sms.document_id]
+
+
+async def test_a_start_while_slack_answers_plain_text_goes_on_and_posts_later(
+    served: Served, make_harness: Any
+) -> None:
+    served.slack.force("auth.test", body="down for maintenance", content_type="text/plain")
+    harness = await make_harness()  # start() calls auth.test
+    sms = served.provider.add(ALICE, "after the maintenance page")
+    await harness.cycle()
     assert served.slack.document_ids() == [sms.document_id]

@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
-from smsbridge.slack.poster import classify, make_client
+from smsbridge.slack.poster import classify, error_code, make_client
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
 from smsbridge.urls import hide_password
@@ -93,14 +93,19 @@ async def _check_provider(account: Account, *, titled: bool) -> CheckResult:
 async def _check_channel(slack: AsyncWebClient, number: str, channel: str) -> CheckResult:
     label = f"route {number} -> {channel}"
     try:
-        info = (await slack.conversations_info(channel=channel))["channel"]
+        info = (await slack.conversations_info(channel=channel)).get("channel")
     except SlackApiError as error:
-        reason = error.response.get("error") if isinstance(error.response.data, dict) else None
-        if reason == "channel_not_found":
+        if error_code(error)[1] == "channel_not_found":
             return CheckResult(
                 label, False, "channel not found; check the ID, or invite the bot if it is private"
             )
         return CheckResult(label, False, str(classify(error, channel)))
+    except Exception as error:
+        return CheckResult(
+            label, False, f"Slack's answer could not be read ({type(error).__name__})"
+        )
+    if not isinstance(info, dict):
+        return CheckResult(label, False, "Slack's answer held no channel; try again")
     name = f"#{info.get('name', channel)}"
     if info.get("is_archived"):
         return CheckResult(label, False, f"{name} is archived; unarchive it or route elsewhere")

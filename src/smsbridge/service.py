@@ -347,3 +347,8 @@ async def _check_slack_auth(client: AsyncWebClient) -> None:
         log.warning("Slack auth.test failed (%s); continuing, posts will retry", mapped)
     except (aiohttp.ClientError, TimeoutError) as error:  # posts retry later
         log.warning("cannot reach Slack at start (%s); continuing, posts will retry", error)
+    except (AttributeError, TypeError, ValueError) as error:  # an answer that is no JSON object
+        log.warning(
+            "Slack's auth.test answer could not be read (%s); continuing, posts will retry",
+            type(error).__name__,
+        )

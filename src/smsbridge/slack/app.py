@@ -26,7 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from smsbridge.errors import SlackAuthError, SlackTransientError
 from smsbridge.slack.commands import COMMAND, SmsCommand
-from smsbridge.slack.poster import AUTH_ERRORS
+from smsbridge.slack.poster import AUTH_ERRORS, error_code
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeH
     try:
         await app.client.apps_connections_open(app_token=app_token)
     except SlackApiError as error:
-        code = error.response.get("error") if isinstance(error.response.data, dict) else None
+        code = error_code(error)[1]
         if code in AUTH_ERRORS:
             raise SlackAuthError(str(code), token="app") from None
         raise SlackTransientError(f"Socket Mode cannot start: {code or error}") from None

@@ -38,6 +38,7 @@ from smsbridge.slack.arguments import (
     parse_command,
     resolve_since,
 )
+from smsbridge.slack.poster import error_code
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,14 @@ class SmsCommand:
     async def _workspace(self) -> str | None:
         if self._workspace_url is None:
             try:
-                self._workspace_url = str((await self._client.auth_test())["url"])
-            except SlackApiError as error:
-                log.warning("auth.test failed (%s); history answers carry no thread links", error)
+                url = (await self._client.auth_test()).get("url")
+            except Exception as error:  # any failure or odd answer: answer without links
+                url = None
+                reason = error_code(error)[1] if isinstance(error, SlackApiError) else None
+                log.warning(
+                    "auth.test failed (%s); history answers carry no thread links",
+                    reason or type(error).__name__,
+                )
+            if isinstance(url, str) and url.startswith("https://"):
+                self._workspace_url = url
         return self._workspace_url
