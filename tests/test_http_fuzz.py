@@ -82,7 +82,10 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     thread.join(30)
 
 
-header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+# Header values a client can send at all (h11 refuses surrounding whitespace).
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(
+    str.strip
+)
 requests = st.fixed_dictionaries(
     {
         "method": st.sampled_from(["GET", "POST", "POST", "POST", "PUT", "DELETE", "HEAD"]),
@@ -141,8 +144,8 @@ def test_no_request_gets_a_500_or_a_traceback(
                 headers=headers,
                 timeout=10,
             )
-        except httpx.InvalidURL:
-            return  # a path httpx itself will not send
+        except (httpx.InvalidURL, httpx.LocalProtocolError):
+            return  # a request httpx itself will not send
     assert answer.status_code != 500, answer.text
     if answer.status_code == 503:
         assert request["path"] == "/readyz"  # not ready yet is the only 503
