@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from conftest import OPS, Served
 from smsbridge.models import InboundSms
@@ -20,7 +21,8 @@ from smsbridge.slack.poster import (
     make_client,
     retry_after,
 )
-from smsbridge.store.store import POSTING, ledger
+from smsbridge.store.schema import ledger
+from smsbridge.store.store import POSTING
 
 ALICE = "61409560857"
 
@@ -160,15 +162,26 @@ async def test_an_endless_next_cursor_is_followed_a_bounded_number_of_paced_page
     assert pauses == [1.0] * (calls(served, "conversations.history") - 1)
 
 
-async def _in_doubt(harness: Any, document_id: str, claimed_at: float) -> None:
-    from sqlalchemy import update
-
+async def in_doubt_while_slack_pages_forever(
+    served: Served, harness: Any, claimed_ago: float
+) -> InboundSms:
+    """An SMS whose post was claimed `claimed_ago` seconds ago, then the process died; Slack's
+    history now never stops paging."""
+    served.slack.channels[OPS].member = True
+    served.slack.endless_cursor = True
+    sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="died")
+    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
     async with harness.bridge.store._engine.begin() as conn:
         await conn.execute(
             update(ledger)
-            .where(ledger.c.document_id == document_id)
-            .values(state=POSTING, claimed_at=claimed_at, claimed_by=harness.lane.keeper.holder)
+            .where(ledger.c.document_id == sms.document_id)
+            .values(
+                state=POSTING,
+                claimed_at=time.time() - claimed_ago,
+                claimed_by=harness.lane.keeper.holder,
+            )
         )
+    return sms
 
 
 async def test_an_unfinished_check_of_an_old_claim_posts_once(
@@ -176,11 +189,7 @@ async def test_an_unfinished_check_of_an_old_claim_posts_once(
     make_harness: Any,
 ) -> None:
     harness = await make_harness()
-    served.slack.channels[OPS].member = True
-    served.slack.endless_cursor = True
-    sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="died")
-    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
-    await _in_doubt(harness, sms.document_id, time.time() - 7200)  # claimed, then the crash
+    sms = await in_doubt_while_slack_pages_forever(served, harness, claimed_ago=7200)
     await harness.cycle()
     assert served.slack.document_ids() == [sms.document_id]
     assert calls(served, "conversations.history") <= MAX_LOOKUP_PAGES
@@ -191,13 +200,7 @@ async def test_an_unfinished_check_of_a_young_claim_is_retried_not_posted(
     make_harness: Any,
 ) -> None:
     harness = await make_harness()
-    served.slack.channels[OPS].member = True
-    served.slack.endless_cursor = True
-    sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="young")
-    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
-    await _in_doubt(harness, sms.document_id, time.time() - 5)
-    for lane in harness.bridge.lanes:
-        await lane.keeper.renew()
+    sms = await in_doubt_while_slack_pages_forever(served, harness, claimed_ago=5)
     await harness.lane.delivery.kick()
     # two whole checks, each ending unfinished
     await asyncio.wait_for(

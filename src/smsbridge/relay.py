@@ -122,32 +122,18 @@ class Poller:
             return
         except ProviderTransientError as error:
             malformed = isinstance(error, MalformedPageError)
-            cause = "malformed" if malformed else "transient"
-            self._failed(
-                cause, "provider_malformed" if malformed else "provider_unavailable", str(error)
-            )
-            delay = self._backoff.next_delay()
-            self._not_before = now + delay
-            log.warning(
-                "poll failed: %s; next try in %.1fs",
-                error,
-                delay,
-                extra={"cause": cause, "retry_in": round(delay, 1)},
+            self._back_off(
+                now,
+                "malformed" if malformed else "transient",
+                "provider_malformed" if malformed else "provider_unavailable",
+                str(error),
             )
             return
         except asyncio.CancelledError:
             raise
         except (DBAPIError, OSError) as error:  # the database went away: retry, say why
-            reason = database_reason(error)
-            self._failed("database", "database_unavailable", f"database unavailable: {reason}")
-            delay = self._backoff.next_delay()
-            self._not_before = now + delay
-            log.warning(
-                "poll failed: the database is unavailable (%s); next try in %.1fs",
-                reason,
-                delay,
-                extra={"cause": "database", "retry_in": round(delay, 1)},
-            )
+            detail = f"the database is unavailable ({database_reason(error)})"
+            self._back_off(now, "database", "database_unavailable", detail)
             return
         except Exception as error:  # a bug: keep the process up, retry slowly, say it loudly
             self._failed("unexpected", "unexpected_error", f"unexpected error: {error}")
@@ -177,6 +163,18 @@ class Poller:
                 "invalid": report.invalid,
                 "cursor": report.since,
             },
+        )
+
+    def _back_off(self, now: float, cause: str, public_cause: str, detail: str) -> None:
+        """A failure that usually passes: retry after a growing, jittered delay."""
+        self._failed(cause, public_cause, detail)
+        delay = self._backoff.next_delay()
+        self._not_before = now + delay
+        log.warning(
+            "poll failed: %s; next try in %.1fs",
+            detail,
+            delay,
+            extra={"cause": cause, "retry_in": round(delay, 1)},
         )
 
     def _failed(self, metric_cause: str, public_cause: str, detail: str) -> None:
