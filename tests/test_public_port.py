@@ -67,7 +67,11 @@ async def test_slack_requests_are_bounded_and_checked_before_parsing(
                 for _ in range(100):
                     yield b"a=1&" * 1000
 
-            streamed = await http.post("/slack/events", content=chunks())
+            plausible = {
+                "X-Slack-Request-Timestamp": str(int(time.time())),
+                "X-Slack-Signature": "v0=" + "0" * 64,
+            }
+            streamed = await http.post("/slack/events", content=chunks(), headers=plausible)
             assert streamed.status_code == 413
 
             unsigned = await http.post("/slack/events", content=b"command=/sms&text=help")
@@ -184,9 +188,11 @@ async def test_server_errors_are_json_lines_without_tracebacks(
             writer.close()
         # A client that goes away in the middle of its body.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 10
+        head = (
+            "POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+            f"X-Slack-Request-Timestamp: {int(time.time())}\r\nX-Slack-Signature: v0=00\r\n\r\n"
         )
+        writer.write(head.encode() + b"a" * 10)
         await writer.drain()
         writer.close()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -198,6 +204,8 @@ async def test_server_errors_are_json_lines_without_tracebacks(
     assert not any("exception" in line for line in lines)
     invalid = [line for line in lines if "Invalid HTTP request" in line["message"]]
     assert len(invalid) == 1
+    gone = [line for line in lines if "disconnected while sending" in line["message"]]
+    assert len(gone) == 1
     assert "Traceback" not in err
 
 

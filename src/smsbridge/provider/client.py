@@ -98,7 +98,7 @@ class ProviderClient:
             ) from None
         except httpx.TransportError as error:
             raise ProviderTransientError(
-                f"cannot reach the SMS provider ({type(error).__name__})"
+                f"cannot reach the SMS provider ({type(error).__name__}: {str(error)[:200]})"
             ) from None
         if status >= 400:
             raise ProviderTransientError(f"SMS provider answered HTTP {status}")

@@ -71,6 +71,13 @@ def http_endpoint(
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
             return refuse(413, "too_large", f"request body over {MAX_BODY} bytes")
+        # The headers first: a request that cannot be signed is refused before its body is read.
+        stamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if not stamp or not signature:
+            return refuse(401, "unsigned", "missing Slack signature headers")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return refuse(400, "bad_timestamp", "X-Slack-Request-Timestamp is not a number")
         try:
             async with asyncio.timeout(BODY_DEADLINE):
                 body = await _read_body(request)
@@ -81,12 +88,6 @@ def http_endpoint(
         except ClientDisconnect:
             log.info("a client disconnected while sending a request to %s", EVENTS_PATH)
             return refuse(400, "disconnected", "client disconnected")
-        stamp = request.headers.get("x-slack-request-timestamp", "")
-        signature = request.headers.get("x-slack-signature", "")
-        if not stamp or not signature:
-            return refuse(401, "unsigned", "missing Slack signature headers")
-        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
-            return refuse(400, "bad_timestamp", "X-Slack-Request-Timestamp is not a number")
         try:
             valid = verifier.is_valid(body=body, timestamp=stamp, signature=signature)
         except UnicodeDecodeError:
