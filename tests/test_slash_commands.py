@@ -416,7 +416,9 @@ async def test_with_several_accounts_history_and_status_cover_the_right_ones(
     first = {"username": USERNAME, "password": "demo password & more", "routes": {"*": OPS}}
     agency = {"username": "agency@reseller", "password": "agency pass", "routes": {"*": INBOX}}
     accounts = [{**first, "url": served.provider_url}, {**agency, "url": served.provider_url}]
-    side = await slack_side(accounts=accounts, provider=None, routes={})
+    side = await slack_side(
+        accounts=accounts, provider=None, routes={}, history_allowed_users=["U0ADMIN"]
+    )
     served.provider.add(ALICE, "first account's sms", timestamp=at(60))
     served.provider.add(BOB, "agency's sms", timestamp=at(60), account="agency@reseller")
     in_inbox = await side.ask("history 1h", channel=INBOX)
@@ -424,10 +426,14 @@ async def test_with_several_accounts_history_and_status_cover_the_right_ones(
     assert "first account's sms" not in in_inbox
     everything = await side.ask("history 1h", user="U0BOSS", channel="D0DM")
     assert "first account's sms" not in everything  # U0BOSS is not on the allow-list here
-    # status follows history's access rule: a channel sees the accounts routed to it
-    status = await side.ask("status", channel=INBOX)
-    assert "smsbridge status*" in status
-    assert "Bridged today (UTC): 1" in status  # the agency's one SMS, not the other account's
+    # status follows history's access rule: a channel sees the accounts routed to it ...
+    in_channel = await side.ask("status", channel=INBOX)
+    assert "*smsbridge status*" in in_channel  # one account: untitled
+    assert "smsbridge status: " not in in_channel
+    # ... and an allowed user sees every account, each titled
+    everyone = await side.ask("status", user="U0ADMIN", channel="D0DM")
+    assert f"smsbridge status: {USERNAME}" in everyone
+    assert "smsbridge status: agency@reseller" in everyone
 
 
 async def test_status_outside_routed_channels_is_refused_like_history(slack_side: Any) -> None:
