@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from smsbridge.bridge import Bridge
 from smsbridge.config import ProviderSettings, Settings, SlackSettings
-from smsbridge.service import Bridge
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
 from smsbridge.sim.slack import SlackSim

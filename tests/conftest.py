@@ -14,9 +14,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
+from smsbridge.bridge import Bridge, Lane
 from smsbridge.config import ProviderSettings, Settings, SlackSettings
-from smsbridge.delivery import CatchUpProgress
-from smsbridge.service import Bridge, Lane
+from smsbridge.pipeline.delivery import CatchUpProgress
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
 from smsbridge.sim.slack import SlackSim

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smsbridge.ratelimit import RateLimiter
-from smsbridge.slack.arguments import (
+from smsbridge.slash.arguments import (
     HelpArgs,
     HistoryArgs,
     StatusArgs,

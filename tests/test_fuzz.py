@@ -23,9 +23,9 @@ from pydantic import SecretStr
 
 from smsbridge.errors import ProviderError
 from smsbridge.models import InboundSms, InvalidSms, read_message
+from smsbridge.pipeline.poller import Poller
 from smsbridge.provider.client import ProviderClient
 from smsbridge.provider.cursor import latest_second
-from smsbridge.relay import Poller
 from smsbridge.store.store import Store
 
 SINCE = 1_700_000_000

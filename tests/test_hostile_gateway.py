@@ -12,7 +12,7 @@ import pytest
 from conftest import OPS, Served
 from smsbridge.models import InboundSms
 from smsbridge.provider.cursor import FUTURE_TOLERANCE
-from smsbridge.slack.answers import status_answer
+from smsbridge.slash.answers import status_answer
 
 ALICE = "61409560857"
 YEAR = 365 * 86_400

@@ -13,7 +13,7 @@ from smsbridge.logs import ClientNoiseFilter, ConsoleFormatter, JsonFormatter, e
 
 
 def record(
-    msg: str, *args: object, name: str = "smsbridge.relay", **extra: object
+    msg: str, *args: object, name: str = "smsbridge.pipeline.poller", **extra: object
 ) -> logging.LogRecord:
     made = logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args or None, None)
     for key, value in extra.items():

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
-from smsbridge.slack.app import EVENTS_PATH
-from smsbridge.slack.commands import COMMAND
+from smsbridge.slash.app import EVENTS_PATH
+from smsbridge.slash.command import COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "smsbridge"

@@ -22,7 +22,7 @@ from conftest import PASSWORD, Served, postgres_url
 from processes import bridge_env, finish, smsbridge, wait_ready
 from smsbridge.embedded_server import HEADER_TIMEOUT, MAX_CONNECTIONS
 from smsbridge.sim.provider import Fault
-from smsbridge.slack.app import MAX_BODY
+from smsbridge.slash.app import MAX_BODY
 
 SECRET = "test-signing-secret"
 

@@ -11,11 +11,11 @@ from rich.text import Text
 
 from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError
-from smsbridge.history import query_history
 from smsbridge.models import InboundSms
 from smsbridge.provider.client import ProviderClient
-from smsbridge.slack.arguments import HelpArgs, HistoryArgs, parse_command, resolve_since
 from smsbridge.slack.render import format_number
+from smsbridge.slash.arguments import HelpArgs, HistoryArgs, parse_command, resolve_since
+from smsbridge.slash.history import query_history
 from smsbridge.store.store import Store
 
 

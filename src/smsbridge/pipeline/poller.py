@@ -20,10 +20,10 @@ from typing import Protocol
 from sqlalchemy.exc import DBAPIError
 
 from smsbridge.backoff import Backoff
-from smsbridge.delivery import Delivery
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.metrics import Metrics
 from smsbridge.models import Page
+from smsbridge.pipeline.delivery import Delivery
 from smsbridge.provider.cursor import Stall, initial_since, latest_second, next_step
 from smsbridge.store.store import Store, database_reason
 

@@ -25,8 +25,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from smsbridge.errors import SlackAuthError, SlackTransientError
-from smsbridge.slack.commands import COMMAND, SmsCommand
 from smsbridge.slack.poster import AUTH_ERRORS, error_code
+from smsbridge.slash.command import COMMAND, SmsCommand
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from smsbridge.history import HistoryResult
-from smsbridge.slack.arguments import MAX_LIMIT
 from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, slack_date
+from smsbridge.slash.arguments import MAX_LIMIT
+from smsbridge.slash.history import HistoryResult
 
 ITEM_TEXT_LIMIT = 400  # characters of one SMS in a history answer; the thread link has it all
 

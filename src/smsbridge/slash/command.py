@@ -19,11 +19,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderRejectedError, ProviderTransientError
-from smsbridge.history import query_history
 from smsbridge.models import InboundSms
+from smsbridge.pipeline.poller import PageFetcher
 from smsbridge.ratelimit import RateLimiter
-from smsbridge.relay import PageFetcher
-from smsbridge.slack.answers import (
+from smsbridge.slack.poster import error_code
+from smsbridge.slash.answers import (
     Answer,
     Status,
     help_answer,
@@ -31,14 +31,14 @@ from smsbridge.slack.answers import (
     notice,
     status_answer,
 )
-from smsbridge.slack.arguments import (
+from smsbridge.slash.arguments import (
     HelpArgs,
     HistoryArgs,
     StatusArgs,
     parse_command,
     resolve_since,
 )
-from smsbridge.slack.poster import error_code
+from smsbridge.slash.history import query_history
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)

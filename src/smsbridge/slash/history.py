@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from smsbridge.config import Account
 from smsbridge.models import InboundSms
+from smsbridge.pipeline.poller import PageFetcher
 from smsbridge.provider.cursor import latest_second, next_step
-from smsbridge.relay import PageFetcher
 from smsbridge.store.store import PostRef, Store
 
 MAX_PAGES = 50  # 5,000 SMS: a history answer is a look, not an export
