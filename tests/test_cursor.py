@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smsbridge.models import InboundSms, Page
 from smsbridge.provider.cursor import (
     FUTURE_TOLERANCE,
     Stall,
@@ -16,6 +18,7 @@ from smsbridge.provider.cursor import (
     latest_second,
     next_step,
 )
+from smsbridge.provider.paging import walk_pages
 
 YEAR = 365 * 86_400
 
@@ -131,23 +134,47 @@ class LiveProvider:
         return matching[: self.page_size], len(matching) > self.page_size
 
 
+class ModelFetcher:
+    """The live provider model behind the real page walk (`walk_pages`), as the poller uses it."""
+
+    def __init__(self, provider: LiveProvider, seen: set[int]) -> None:
+        self.provider = provider
+        self.seen = seen
+
+    async def fetch_page(self, since: int) -> Page:
+        page, has_more = self.provider.page(since)
+        self.seen.update(ident for _, ident in page)
+        messages = [
+            InboundSms(sender="61400000000", document_id=str(ident), timestamp=ts)
+            for ts, ident in page
+        ]
+        return Page(messages=messages, has_more_messages=has_more)
+
+
 def poll_cycle(provider: LiveProvider, since: int, seen: set[int]) -> int:
-    """One poll cycle as the Poller runs it; returns the new cursor."""
+    """One poll cycle through the real page walk; returns the new cursor."""
     latest = latest_second(provider.clock)
-    for _ in range(10 * (len(provider.messages) + 10)):
-        page, has_more = provider.page(since)
-        seen.update(ident for _, ident in page)
-        step = next_step(
-            since, [ts for ts, _ in page], has_more, page_size=provider.page_size, latest=latest
+
+    async def cycle() -> int:
+        cursor = since
+        pages = walk_pages(
+            ModelFetcher(provider, seen),
+            since,
+            clock=lambda: float(provider.clock),
+            max_pages=10 * (len(provider.messages) + 10),
+            page_size=provider.page_size,
         )
-        assert step.next_since >= since, "the cursor moved backwards"
-        assert step.next_since <= latest, "the cursor passed the present"
-        if step.fetch_more:
-            assert step.next_since > since, "asked for more without moving: an endless loop"
-        since = step.next_since
-        if not step.fetch_more:
-            return since
-    raise AssertionError("poll cycle did not end")
+        async for _, step in pages:
+            assert step.next_since >= cursor, "the cursor moved backwards"
+            assert step.next_since <= latest, "the cursor passed the present"
+            if step.fetch_more:
+                assert step.next_since > cursor, "asked for more without moving: an endless loop"
+            else:
+                return step.next_since
+            cursor = step.next_since
+        raise AssertionError("poll cycle did not end")
+
+    return asyncio.run(cycle())
 
 
 events = st.lists(

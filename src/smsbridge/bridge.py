@@ -191,7 +191,7 @@ def _lane(
         account.name,
         provider,
         store,
-        delivery,
+        delivery.kick,
         account.channel_for,
         poll_interval=settings.poll_interval,
         initial_lookback=settings.initial_lookback,

@@ -13,28 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError
 
 from smsbridge.backoff import Backoff
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.metrics import Metrics
-from smsbridge.models import Page
-from smsbridge.pipeline.delivery import Delivery
-from smsbridge.provider.cursor import Stall, initial_since, latest_second, next_step
+from smsbridge.provider.cursor import Stall, initial_since
+from smsbridge.provider.paging import PageFetcher, walk_pages
 from smsbridge.store.store import Store, database_reason
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES_PER_CYCLE = 500  # a catch-up continues in the next cycle; the job must not run forever
 RESUME_NOTICE_AFTER = 3600  # seconds behind at which we warn that old SMS may be gone
-
-
-class PageFetcher(Protocol):
-    async def fetch_page(self, since: int) -> Page: ...
 
 
 @dataclass
@@ -53,7 +47,7 @@ class Poller:
         account: str,
         fetcher: PageFetcher,
         store: Store,
-        delivery: Delivery,
+        on_new_work: Callable[[], Awaitable[None]],
         channel_for: Callable[[str | None], str | None],
         *,
         poll_interval: float,
@@ -66,7 +60,7 @@ class Poller:
         self._account = account
         self._fetcher = fetcher
         self._store = store
-        self._delivery = delivery
+        self._on_new_work = on_new_work  # delivery's kick: the poller never imports delivery
         self._channel_for = channel_for
         self._interval = poll_interval
         self._lookback = initial_lookback
@@ -195,19 +189,10 @@ class Poller:
                 (self._clock() - since) / 3600,
             )
         report = CycleReport(since=since)
-        while report.pages < MAX_PAGES_PER_CYCLE:
-            page = await self._fetcher.fetch_page(since)
+        async for page, step in walk_pages(
+            self._fetcher, since, clock=self._clock, max_pages=MAX_PAGES_PER_CYCLE
+        ):
             report.pages += 1
-            # The present on the provider's clock (its Date header), else ours: the cursor
-            # never follows a stamp beyond it.
-            latest = latest_second(page.provider_time or self._clock())
-            step = next_step(
-                since,
-                page.timestamps,
-                page.has_more_messages,
-                latest=latest,
-                size=page.size,
-            )
             channels = [self._channel_for(sms.recipient) for sms in page.messages]
             fresh, fresh_invalid = await self._store.ingest(
                 self._account, page.messages, channels, step.next_since, page.invalid
@@ -221,14 +206,14 @@ class Poller:
                     report.unrouted += 1
                     self._metrics.unrouted.labels(self._account).inc()
                     self._log_unrouted(sms.recipient)
-                if sms.timestamp > latest:
+                if step.latest is not None and sms.timestamp > step.latest:
                     log.warning(
                         "SMS %s is stamped %d, %d seconds ahead of the provider's present; it "
                         "is posted, but the cursor does not follow it, so later SMS are not "
                         "skipped. Check the gateway's clock.",
                         sms.document_id,
                         sms.timestamp,
-                        sms.timestamp - latest,
+                        sms.timestamp - step.latest,
                         extra={"cause": "future_timestamp"},
                     )
             for bad in fresh_invalid:
@@ -241,10 +226,8 @@ class Poller:
                     extra={"cause": "invalid_record"},
                 )
             self._log_stall(step.stall, step.stalled_second)
-            since = report.since = step.next_since
-            if not step.fetch_more:
-                break
-        await self._delivery.kick()  # also picks up replayed or left-over SMS
+            report.since = step.next_since
+        await self._on_new_work()  # also picks up replayed or left-over SMS
         return report
 
     def _log_unrouted(self, recipient: str | None) -> None:

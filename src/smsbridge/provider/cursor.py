@@ -27,7 +27,7 @@ from `since` on: it counts as complete, however many messages it has.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from smsbridge.models import PAGE_SIZE
@@ -52,6 +52,7 @@ class Step:
     fetch_more: bool  # ask for another page right away
     stall: Stall = Stall.NONE
     stalled_second: int | None = None
+    latest: int | None = None  # the newest second the rules followed; later stamps are future
 
 
 def initial_since(now: int, lookback_seconds: int) -> int:
@@ -88,6 +89,17 @@ def next_step(
     `latest`: the newest second the cursor may follow (see `latest_second`); later stamps are
     left out. `size`: how many records the page held, when some had no usable timestamp.
     """
+    return replace(_decide(since, timestamps, has_more, page_size, latest, size), latest=latest)
+
+
+def _decide(
+    since: int,
+    timestamps: Sequence[int],
+    has_more: bool,
+    page_size: int,
+    latest: int | None,
+    size: int | None,
+) -> Step:
     count = max(len(timestamps), size or 0)
     usable = [t for t in timestamps if latest is None or t <= latest]
     future = len(usable) < len(timestamps)

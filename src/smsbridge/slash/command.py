@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderRejectedError, ProviderTransientError
 from smsbridge.models import InboundSms
-from smsbridge.pipeline.poller import PageFetcher
+from smsbridge.provider.paging import PageFetcher
 from smsbridge.ratelimit import RateLimiter
 from smsbridge.slack.poster import error_code
 from smsbridge.slash.answers import (

@@ -1,7 +1,7 @@
 """History: read the provider live from a point in time, filter, and find the bridged posts.
 
-Used by `/sms history` and `smsbridge history`. Reads pages with the same cursor rules as the
-poller, so it neither misses nor repeats SMS at page boundaries.
+Used by `/sms history` and `smsbridge history`. Reads pages with the same walk as the poller
+(`provider/paging.py`), so it neither misses nor repeats SMS at page boundaries.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from smsbridge.config import Account
 from smsbridge.models import InboundSms
-from smsbridge.pipeline.poller import PageFetcher
-from smsbridge.provider.cursor import latest_second, next_step
+from smsbridge.provider.paging import PageFetcher, walk_pages
 from smsbridge.store.store import PostRef, Store
 
 MAX_PAGES = 50  # 5,000 SMS: a history answer is a look, not an export
@@ -73,19 +72,11 @@ async def _read_since(fetcher: PageFetcher, since: int) -> tuple[list[InboundSms
     """Every SMS from `since` on (deduplicated), and whether the scan stopped at MAX_PAGES."""
     found: dict[str, InboundSms] = {}
     # One second earlier, so that `since` itself is included under either reading of the API.
-    cursor = max(0, since - 1)
-    for _ in range(MAX_PAGES):
-        page = await fetcher.fetch_page(cursor)
+    complete = False
+    async for page, step in walk_pages(
+        fetcher, max(0, since - 1), clock=time.time, max_pages=MAX_PAGES
+    ):
         for sms in page.messages:
             found.setdefault(sms.document_id, sms)
-        step = next_step(
-            cursor,
-            page.timestamps,
-            page.has_more_messages,
-            latest=latest_second(page.provider_time or time.time()),
-            size=page.size,
-        )
-        cursor = step.next_since
-        if not step.fetch_more:
-            return [sms for sms in found.values() if sms.timestamp >= since], False
-    return [sms for sms in found.values() if sms.timestamp >= since], True
+        complete = not step.fetch_more
+    return [sms for sms in found.values() if sms.timestamp >= since], not complete
