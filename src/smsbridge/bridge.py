@@ -23,7 +23,8 @@ from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
 from smsbridge.provider.client import ProviderClient
-from smsbridge.slack.poster import SlackPoster, classify, make_client
+from smsbridge.slack.errors import classify
+from smsbridge.slack.poster import SlackPoster, make_client
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
 from smsbridge.stopping import StopSignal

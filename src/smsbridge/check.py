@@ -11,7 +11,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
-from smsbridge.slack.poster import classify, error_code, make_client
+from smsbridge.slack.errors import classify, error_code
+from smsbridge.slack.poster import make_client
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
 from smsbridge.urls import hide_password

@@ -20,23 +20,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
+from smsbridge.errors import SlackTransientError
+from smsbridge.slack.errors import classify, error_code
 from smsbridge.slack.render import EVENT_TYPE, SlackMessage
 
 log = logging.getLogger(__name__)
 
-AUTH_ERRORS = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "no_permission",
-        "missing_scope",
-        "not_allowed_token_type",
-    }
-)
 DEFAULT_RETRY_AFTER = 1.0
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1.0, 120.0  # a Retry-After outside this is clamped, and said
 MAX_LOOKUP_PAGES = 10  # pages of 200 looked at to find an earlier post (2,000 messages)
@@ -51,37 +40,6 @@ def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
 
 class LookupIncomplete(SlackTransientError):
     """The search for an earlier post ended before it covered the time it had to cover."""
-
-
-def error_code(error: SlackApiError) -> tuple[int, str | None]:
-    """(HTTP status, Slack's error code) of a failed call, whatever shape the answer had.
-
-    The SDK raises with an answer that may be a parsed object, a string or the raw HTTP
-    response (when the body was not JSON), so nothing here assumes its shape.
-    """
-    response = error.response
-    status = getattr(response, "status_code", None) or getattr(response, "status", None)
-    data = getattr(response, "data", None)
-    code = data.get("error") if isinstance(data, dict) else None
-    return (status if isinstance(status, int) else 0), (str(code) if code else None)
-
-
-def classify(error: SlackApiError, channel: str) -> Exception:
-    """Map an SDK error to ours. 429 and not_in_channel are handled before this is called."""
-    status, code = error_code(error)
-    if code in AUTH_ERRORS:
-        return SlackAuthError(str(code))
-    if code is None and not isinstance(getattr(error.response, "data", None), dict):
-        return SlackTransientError(f"Slack answered HTTP {status} with a body that is not JSON")
-    if status >= 500 or code in (
-        "internal_error",
-        "fatal_error",
-        "service_unavailable",
-    ):
-        return SlackTransientError(f"Slack answered HTTP {status} ({code or 'no error code'})")
-    if code is None:  # ok was not true, yet no reason given: nothing a person can fix
-        return SlackTransientError(f"Slack answered HTTP {status} without ok or an error code")
-    return SlackRejectedError(channel, code)
 
 
 class SlackPoster:

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from smsbridge.errors import SlackAuthError, SlackTransientError
-from smsbridge.slack.poster import AUTH_ERRORS, error_code
+from smsbridge.slack.errors import AUTH_ERRORS, error_code
 from smsbridge.slash.command import COMMAND, SmsCommand
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from smsbridge.errors import ProviderRejectedError, ProviderTransientError
 from smsbridge.models import InboundSms
 from smsbridge.provider.paging import PageFetcher
 from smsbridge.ratelimit import RateLimiter
-from smsbridge.slack.poster import error_code
+from smsbridge.slack.errors import error_code
 from smsbridge.slash.answers import (
     Answer,
     Status,
