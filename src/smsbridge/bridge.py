@@ -171,7 +171,7 @@ def _lane(
     on_fatal: Callable[[Exception], None],
     progress: CatchUpProgress | None,
 ) -> Lane:
-    provider = ProviderClient(account.url, account.name, account.password, timeout=account.timeout)
+    provider = ProviderClient.for_account(account.provider)
     keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
     delivery = Delivery(
         store,

@@ -81,14 +81,16 @@ async def _check_database(settings: Settings) -> CheckResult:
 
 async def _check_provider(account: Account, *, titled: bool) -> CheckResult:
     name = f"SMS provider {account.name}" if titled else "SMS provider"
-    client = ProviderClient(account.url, account.name, account.password, timeout=account.timeout)
+    client = ProviderClient.for_account(account.provider)
     try:
         await client.fetch_page(int(time.time()))
     except ProviderError as error:
         return CheckResult(name, False, str(error))
     finally:
         await client.aclose()
-    return CheckResult(name, True, f"{account.name} accepted by {hide_password(account.url)}")
+    return CheckResult(
+        name, True, f"{account.name} accepted by {hide_password(account.provider.url)}"
+    )
 
 
 async def _check_channel(slack: AsyncWebClient, number: str, channel: str) -> CheckResult:

@@ -45,10 +45,11 @@ _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 
 
 DEFAULT_PROVIDER_URL = "https://mc5.smartmessagingservices.net"
+_HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
 def _provider_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
+    if not _HTTP_URL.match(value):
         raise ValueError("must be an http(s) URL such as https://mc5.smartmessagingservices.net")
     return value.rstrip("/")
 
@@ -75,10 +76,12 @@ Routes = Annotated[dict[str, str], AfterValidator(_check_routes)]
 
 
 class ProviderSettings(BaseModel):
+    """How to reach one provider account. A new connection setting goes here, and only here."""
+
     url: ProviderUrl = DEFAULT_PROVIDER_URL
     username: UserName
     password: SecretStr = Field(min_length=1)
-    timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for one page
+    timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for one whole page
 
 
 class SlackSettings(BaseModel):
@@ -106,34 +109,36 @@ class SlackSettings(BaseModel):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
+        if not _HTTP_URL.match(value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
 
-class AccountSettings(BaseModel):
-    """One provider account in SMSBRIDGE_ACCOUNTS, with its own routes and alert rules."""
+class AccountSettings(ProviderSettings):
+    """One provider account in SMSBRIDGE_ACCOUNTS: how to reach it, its routes, alert rules.
+
+    The single-account variables (SMSBRIDGE_PROVIDER__*, SMSBRIDGE_ROUTES, SMSBRIDGE_ALERTS)
+    make one of these too, so every account is read the same way.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    username: UserName
-    password: SecretStr = Field(min_length=1)
-    url: ProviderUrl = DEFAULT_PROVIDER_URL
-    timeout: float = Field(default=30.0, gt=0, le=300)
     routes: Routes = Field(min_length=1)
     alerts: list[AlertRule] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Account:
-    """A provider account as the bridge runs it: credentials, routes, alert rules."""
+    """A provider account as the bridge runs it: connection, routes, alert rules."""
 
-    name: str  # the provider user name: the key of its cursor, ledger, threads and lease
-    url: str
-    password: SecretStr
-    timeout: float
+    provider: ProviderSettings
     routes: dict[str, str]
     alerts: tuple[AlertRule, ...]
+
+    @property
+    def name(self) -> str:
+        """The provider user name: the key of its cursor, ledger, threads and lease."""
+        return self.provider.username
 
     def channel_for(self, recipient: str | None) -> str | None:
         """The Slack channel for SMS sent to `recipient`, or None when nothing routes it."""
@@ -163,9 +168,10 @@ def _resolve(settings: AccountSettings, region: str, label: str) -> Account:
         except ValueError as error:
             raise ValueError(f"{label} alerts rule {index}: {error}") from None
         rules.append(rule.model_copy(update={"senders": senders}))
-    return Account(
-        settings.username, settings.url, settings.password, settings.timeout, numbers, tuple(rules)
+    connection = ProviderSettings.model_validate(
+        {name: getattr(settings, name) for name in ProviderSettings.model_fields}
     )
+    return Account(connection, numbers, tuple(rules))
 
 
 class Settings(BaseSettings):
@@ -258,14 +264,7 @@ class Settings(BaseSettings):
                 raise ValueError("SMSBRIDGE_ACCOUNTS lists the same username twice")
         else:
             assert self.provider is not None  # made required by _provider
-            single = AccountSettings(
-                username=self.provider.username,
-                password=self.provider.password,
-                url=self.provider.url,
-                timeout=self.provider.timeout,
-                routes=self.routes,
-                alerts=self.alerts,
-            )
+            single = AccountSettings(**dict(self.provider), routes=self.routes, alerts=self.alerts)
             resolved = [_resolve(single, self.default_region, "SMSBRIDGE_ROUTES/ALERTS")]
         self._resolved = resolved
         return self

@@ -41,7 +41,7 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
     sources = [
         (
             account,
-            ProviderClient(account.url, account.name, account.password, timeout=account.timeout),
+            ProviderClient.for_account(account.provider),
         )
         for account in settings.provider_accounts
     ]

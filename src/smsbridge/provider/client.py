@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from smsbridge.config import ProviderSettings
 from smsbridge.errors import (
     MalformedPageError,
     ProviderRejectedError,
@@ -72,6 +73,11 @@ class ProviderClient:
             transport=transport,
             headers={"User-Agent": "smsbridge"},
         )
+
+    @classmethod
+    def for_account(cls, settings: ProviderSettings) -> ProviderClient:
+        """The client for one account's connection settings: the one place that reads them."""
+        return cls(settings.url, settings.username, settings.password, timeout=settings.timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
