@@ -23,7 +23,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
-	@$(BIN)/mypy src
+	@$(BIN)/mypy
 
 check-all: lint typecheck test
 

@@ -66,18 +66,19 @@ async def run(count: int, channels: int, interval: float, pace: float) -> dict[s
             stop = StopSignal()
             bridge = Bridge.build(settings, stop, lambda error: None)
             await bridge.start()
+            [lane] = bridge.lanes
             began = time.perf_counter()
             while True:
-                await bridge.keeper.renew()
-                await bridge.poller.run_job()
-                await bridge.delivery.idle()
-                if await bridge.store.backlog_size(settings.account) == 0:
-                    counts = await bridge.store.counts(settings.account)
+                await lane.keeper.renew()
+                await lane.poller.run_job()
+                await lane.delivery.idle()
+                if await bridge.store.backlog_size(lane.account.name) == 0:
+                    counts = await bridge.store.counts(lane.account.name)
                     if counts["posted"] == count:
                         break
             elapsed = time.perf_counter() - began
             stop.set()
-            await bridge.keeper.release()
+            await lane.keeper.release()
             await bridge.aclose()
     posted = Counter(slack.document_ids())
     assert posted == expected, "not every SMS was posted exactly once"

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -83,6 +83,16 @@ def make_settings(served: Served, tmp_path: Path) -> Any:
         return Settings(**values)
 
     return build
+
+
+class MakeSettings(Protocol):
+    def __call__(self, **overrides: Any) -> Settings: ...
+
+
+class MakeHarness(Protocol):
+    async def __call__(
+        self, progress: CatchUpProgress | None = None, **overrides: Any
+    ) -> Harness: ...
 
 
 class Harness:

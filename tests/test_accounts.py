@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INBOX, OPS, PASSWORD, USERNAME, Served, use_accounts_env
+from conftest import INBOX, OPS, PASSWORD, USERNAME, MakeHarness, Served, use_accounts_env
 from smsbridge.config import load_settings
 from smsbridge.errors import ConfigError
 from smsbridge.sim.provider import Account
@@ -36,7 +36,7 @@ def two_accounts(served: Served) -> list[dict[str, Any]]:
 
 
 async def test_each_account_is_polled_and_routed_on_its_own(
-    served: Served, make_harness: Any
+    served: Served, make_harness: MakeHarness
 ) -> None:
     harness = await make_harness(accounts=two_accounts(served), provider=None, routes={})
     assert [lane.account.name for lane in harness.bridge.lanes] == [USERNAME, AGENCY]
@@ -56,7 +56,7 @@ async def test_each_account_is_polled_and_routed_on_its_own(
 
 
 async def test_the_same_document_id_in_two_accounts_is_two_sms(
-    served: Served, make_harness: Any
+    served: Served, make_harness: MakeHarness
 ) -> None:
     served.provider.integer_ids = True  # small integer ids: the two inboxes will share "1"
     harness = await make_harness(accounts=two_accounts(served), provider=None, routes={})

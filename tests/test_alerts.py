@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from conftest import OPS, Served
+from conftest import OPS, MakeHarness, Served
 from smsbridge.alerts import AlertRule, alert_for
 
 ALICE, BOB = "61409560857", "61412345678"
@@ -67,7 +67,7 @@ def test_invalid_rules_are_refused_with_the_reason(fields: dict[str, object], wo
 
 async def test_an_alert_mentions_outside_the_escaped_text_and_broadcasts_replies(
     served: Served,
-    make_harness,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness(
         alerts=[{"keyword": "urgent", "mention": "<!subteam^S0ONCALL>"}],

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, Served
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, MakeHarness, MakeSettings, Served
 from smsbridge.errors import SlackAuthError
 from smsbridge.sim.provider import Fault
 
@@ -21,7 +23,9 @@ def posted_texts(served: Served, channel: str) -> list[str]:
     return [m["blocks"][-1]["text"]["text"] for m in served.slack.channels[channel].messages]
 
 
-async def test_each_sms_reaches_its_routed_channel_once(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_each_sms_reaches_its_routed_channel_once(
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     served.provider.add(ALICE, "to ops", recipient=OPS_LINE)
     served.provider.add(BOB, "to the other line", recipient=OTHER_LINE)
@@ -34,7 +38,9 @@ async def test_each_sms_reaches_its_routed_channel_once(served: Served, make_har
     assert (message["unfurl_links"], message["unfurl_media"]) == (False, False)
 
 
-async def test_replies_thread_per_sender_and_outbound_message(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_replies_thread_per_sender_and_outbound_message(
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     reminder, survey = served.provider.new_id(), served.provider.new_id()
     served.provider.add(ALICE, "yes", origin=reminder, timestamp=T0 + 1000)
@@ -51,8 +57,8 @@ async def test_replies_thread_per_sender_and_outbound_message(served: Served, ma
 
 
 async def test_sms_without_origin_start_a_new_thread_after_idle_hours(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness(thread_idle_hours=1)
     served.provider.add(ALICE, "first", timestamp=T0 + 10_000)
     served.provider.add(ALICE, "30 min later", timestamp=T0 + 10_000 + 1800)
@@ -65,7 +71,7 @@ async def test_sms_without_origin_start_a_new_thread_after_idle_hours(
     ]
 
 
-async def test_threads_survive_a_restart(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_threads_survive_a_restart(served: Served, make_harness: MakeHarness) -> None:
     origin = served.provider.new_id()
     first = await make_harness()
     served.provider.add(ALICE, "before restart", origin=origin)
@@ -83,8 +89,8 @@ async def test_threads_survive_a_restart(served: Served, make_harness) -> None: 
 
 async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
     served: Served,
-    make_harness,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     harness = await make_harness(routes={OPS_LINE: OPS})  # no default route
     served.provider.add(ALICE, "routed", recipient=OPS_LINE)
@@ -107,8 +113,8 @@ async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
 
 async def test_unrouted_first_time_is_logged_with_the_fix(
     served: Served,
-    make_harness,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     harness = await make_harness(routes={OPS_LINE: OPS})
     served.provider.add(ALICE, "a", recipient=OTHER_LINE)
@@ -123,8 +129,8 @@ async def test_unrouted_first_time_is_logged_with_the_fix(
 @pytest.mark.parametrize("inclusive", [True, False], ids=["since-inclusive", "since-exclusive"])
 async def test_many_sms_in_few_seconds_across_pages_arrive_once_each(
     served: Served,
-    make_harness,
-    inclusive: bool,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
+    inclusive: bool,
 ) -> None:
     served.provider.inclusive = inclusive
     served.provider.page_size = 7
@@ -144,7 +150,9 @@ async def test_many_sms_in_few_seconds_across_pages_arrive_once_each(
     assert Counter(served.slack.document_ids()) == Counter(sent)
 
 
-async def test_the_escaped_text_is_what_slack_receives(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_the_escaped_text_is_what_slack_receives(
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     served.provider.add(ALICE, "<!channel> click <https://evil.example|your bank>")
     await harness.cycle()
@@ -161,8 +169,8 @@ async def test_the_escaped_text_is_what_slack_receives(served: Served, make_harn
 
 @pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
 async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
-    served: Served, make_harness, fault: Fault
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness, fault: Fault
+) -> None:
     harness = await make_harness()
     served.provider.add(ALICE, "before the fault")
     await harness.cycle()
@@ -177,13 +185,18 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
         Fault.SLOW,
         Fault.NEWEST_BACKWARDS,
     ) else await harness.cycle()
-    assert await harness.bridge.store.cursor(harness.account) >= cursor
+    after = await harness.bridge.store.cursor(harness.account)
+    assert cursor is not None
+    assert after is not None
+    assert after >= cursor
     poller._not_before = 0  # skip the backoff wait: the next scheduled run, now
     await harness.cycle()
     assert posted_texts(served, OPS) == ["before the fault", "during the fault"]
 
 
-async def test_transient_failures_back_off_exponentially(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_transient_failures_back_off_exponentially(
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness(poll_interval=1.0)
     poller = harness.lane.poller
     poller._backoff.rand = lambda: 1.0  # the top of the jitter range, to read the growth
@@ -204,8 +217,8 @@ async def test_transient_failures_back_off_exponentially(served: Served, make_ha
 
 async def test_a_rejection_is_logged_once_and_retried_slowly(
     served: Served,
-    make_harness,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from smsbridge.sim.provider import Account
 
@@ -230,7 +243,9 @@ async def test_a_rejection_is_logged_once_and_retried_slowly(
 # -- Slack faults -------------------------------------------------------------------------------
 
 
-async def test_a_429_holds_only_its_channel_until_retry_after(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_a_429_holds_only_its_channel_until_retry_after(
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     served.slack.force("chat.postMessage", channel=OPS, status=429, retry_after=1)
     served.provider.add(ALICE, "throttled", recipient=OPS_LINE)
@@ -249,7 +264,7 @@ async def test_a_429_holds_only_its_channel_until_retry_after(served: Served, ma
     assert posted_texts(served, OPS) == ["throttled"]
 
 
-async def test_not_in_channel_joins_and_posts(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_not_in_channel_joins_and_posts(served: Served, make_harness: MakeHarness) -> None:
     harness = await make_harness()
     assert served.slack.channels[OPS].member is False
     served.provider.add(ALICE, "hello")
@@ -262,8 +277,8 @@ async def test_not_in_channel_joins_and_posts(served: Served, make_harness) -> N
 
 @pytest.mark.parametrize("problem", ["channel_not_found", "is_archived"])
 async def test_a_dead_channel_marks_its_sms_failed_and_others_flow(
-    served: Served, make_harness, problem: str
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness, problem: str
+) -> None:
     if problem == "is_archived":
         served.slack.channels[OPS].archived = True
     else:
@@ -277,7 +292,9 @@ async def test_a_dead_channel_marks_its_sms_failed_and_others_flow(
     assert posted_texts(served, INBOX) == ["lands"]
 
 
-async def test_invalid_auth_at_start_is_a_clear_fatal_error(served: Served, make_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_invalid_auth_at_start_is_a_clear_fatal_error(
+    served: Served, make_settings: MakeSettings
+) -> None:
     from conftest import Harness
 
     harness = Harness(make_settings())
@@ -288,8 +305,8 @@ async def test_invalid_auth_at_start_is_a_clear_fatal_error(served: Served, make
 
 
 async def test_invalid_auth_while_running_is_fatal_and_keeps_the_sms(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     served.slack.token = "xoxb-revoked"
     served.provider.add(ALICE, "hello")
@@ -299,7 +316,7 @@ async def test_invalid_auth_while_running_is_fatal_and_keeps_the_sms(
     assert counts["posted"] + counts["failed"] == 0  # kept for when the token is fixed
 
 
-async def test_a_5xx_is_retried_and_posts_once(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_a_5xx_is_retried_and_posts_once(served: Served, make_harness: MakeHarness) -> None:
     harness = await make_harness()
     served.slack.force("chat.postMessage", status=503)
     served.provider.add(ALICE, "retry me")
@@ -308,8 +325,8 @@ async def test_a_5xx_is_retried_and_posts_once(served: Served, make_harness) -> 
 
 
 async def test_a_post_whose_answer_was_lost_is_found_not_repeated(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     origin = served.provider.new_id()
     served.slack.channels[OPS].member = True
@@ -331,7 +348,7 @@ async def test_a_post_whose_answer_was_lost_is_found_not_repeated(
 
 async def test_more_than_a_page_in_one_second_is_logged_loudly_and_passed(
     served: Served,
-    make_harness,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     served.provider.page_size = 5
@@ -350,8 +367,8 @@ async def test_more_than_a_page_in_one_second_is_logged_loudly_and_passed(
 
 
 async def test_a_per_channel_rate_limit_is_obeyed_and_the_backlog_drains(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     served.slack.post_interval = 0.5  # the stand-in answers 429 to any faster post per channel
     harness = await make_harness()
     sent = [
@@ -374,8 +391,8 @@ async def test_a_per_channel_rate_limit_is_obeyed_and_the_backlog_drains(
 
 
 async def test_a_bridge_quiet_for_longer_than_retention_does_not_repost(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     harness = await make_harness()
     served.provider.add(ALICE, "the last SMS for a month")
     await harness.cycle()
@@ -386,8 +403,8 @@ async def test_a_bridge_quiet_for_longer_than_retention_does_not_repost(
 
 async def test_replay_posts_failed_sms_once_the_channel_is_fixed(
     served: Served,
-    make_harness,  # type: ignore[no-untyped-def]
-    tmp_path,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
+    tmp_path: Path,
 ) -> None:
     from processes import bridge_env, finish, smsbridge
 
@@ -406,7 +423,9 @@ async def test_replay_posts_failed_sms_once_the_channel_is_fixed(
     assert posted_texts(served, OPS) == ["waited for the fix"]
 
 
-async def test_replay_unrouted_after_adding_a_route(served: Served, make_harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_replay_unrouted_after_adding_a_route(
+    served: Served, make_harness: MakeHarness, tmp_path: Path
+) -> None:
     from processes import bridge_env, finish, smsbridge
 
     harness = await make_harness(routes={OPS_LINE: OPS})
@@ -424,7 +443,7 @@ async def test_replay_unrouted_after_adding_a_route(served: Served, make_harness
 
 async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
     served: Served,
-    make_harness,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     harness = await make_harness()
@@ -449,14 +468,14 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
 
 
 async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
-    served: Served, make_harness
-) -> None:  # type: ignore[no-untyped-def]
+    served: Served, make_harness: MakeHarness
+) -> None:
     from smsbridge.config import SlackSettings
 
     served.slack.post_interval = 0.2  # the stand-in's limit
     settings_slack = SlackSettings(
-        bot_token=served.slack.token,  # type: ignore[arg-type]
-        signing_secret="s",  # type: ignore[arg-type]
+        bot_token=SecretStr(served.slack.token),
+        signing_secret=SecretStr("s"),
         api_url=f"{served.slack_url}/api/",
         post_interval=0.25,  # the bridge's own pace, a little slower than the limit
     )
@@ -473,7 +492,9 @@ async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
     assert len(served.slack.document_ids()) == 6
 
 
-async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(
+    served: Served, make_harness: MakeHarness
+) -> None:
     import io
 
     from rich.console import Console
@@ -494,7 +515,7 @@ async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(served: Served, mak
 
 async def test_a_retry_after_a_5xx_checks_slack_at_once_not_after_the_replica_grace(
     served: Served,
-    make_harness,  # type: ignore[no-untyped-def]
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     harness.lane.delivery._grace = 3600.0  # as on PostgreSQL, with an absurd grace

@@ -37,6 +37,7 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
 def test_defaults_and_documented_names(clean_env: pytest.MonkeyPatch) -> None:
     set_env(clean_env)
     settings = load_settings()
+    assert settings.provider is not None
     assert settings.provider.url == "https://mc5.smartmessagingservices.net"
     assert settings.slack.api_url == "https://slack.com/api/"
     assert settings.database_url == "sqlite:///./smsbridge.db"
@@ -46,6 +47,7 @@ def test_defaults_and_documented_names(clean_env: pytest.MonkeyPatch) -> None:
         24.0,
     )
     assert settings.port == 3000
+    assert settings.provider is not None
     assert settings.provider.password.get_secret_value() == "p@ss word&="
 
 
@@ -91,6 +93,7 @@ def test_toml_file_holds_the_same_settings_and_env_wins(
     )
     clean_env.setenv("SMSBRIDGE_POLL_INTERVAL", "7")
     settings = load_settings(config)
+    assert settings.provider is not None
     assert settings.provider.username == "toml@reseller"
     assert settings.routes == {"*": "C0TOML"}
     assert settings.poll_interval == 7.0

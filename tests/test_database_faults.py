@@ -6,17 +6,17 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from conftest import MakeHarness
 from smsbridge.store.schema import ledger
 from smsbridge.store.store import Store
 
 
 async def test_on_sqlite_a_delayed_lease_renewal_says_what_happened_and_polling_goes_on(
-    make_harness: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_harness: MakeHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = await make_harness()
     keeper = harness.lane.keeper

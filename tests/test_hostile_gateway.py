@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import pytest
 
-from conftest import OPS, Served
+from conftest import OPS, MakeHarness, Served
 from smsbridge.models import InboundSms
 from smsbridge.provider.cursor import FUTURE_TOLERANCE
 from smsbridge.slash.answers import status_answer
@@ -19,7 +18,7 @@ YEAR = 365 * 86_400
 
 
 async def test_an_sms_stamped_a_year_ahead_is_posted_and_later_sms_still_arrive(
-    served: Served, make_harness: Any, caplog: pytest.LogCaptureFixture
+    served: Served, make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = await make_harness()
     future = served.provider.add(ALICE, "from the future", timestamp=int(time.time()) + YEAR)
@@ -34,7 +33,9 @@ async def test_an_sms_stamped_a_year_ahead_is_posted_and_later_sms_still_arrive(
     assert served.slack.document_ids() == [future.document_id, later.document_id]
 
 
-async def test_the_providers_own_clock_is_the_present(served: Served, make_harness: Any) -> None:
+async def test_the_providers_own_clock_is_the_present(
+    served: Served, make_harness: MakeHarness
+) -> None:
     # The gateway's clock runs an hour ahead of ours, and its Date header says so: its SMS
     # are stamped by that clock and are not from the future.
     harness = await make_harness()
@@ -47,7 +48,7 @@ async def test_the_providers_own_clock_is_the_present(served: Served, make_harne
 
 
 async def test_a_broken_record_is_kept_once_counted_and_said_once(
-    served: Served, make_harness: Any, caplog: pytest.LogCaptureFixture
+    served: Served, make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = await make_harness()
     served.provider.bad_records.append(
@@ -69,7 +70,7 @@ async def test_a_broken_record_is_kept_once_counted_and_said_once(
 
 
 async def test_a_stored_sms_no_calendar_can_show_does_not_stall_its_channel(
-    served: Served, make_harness: Any
+    served: Served, make_harness: MakeHarness
 ) -> None:
     # A row an older release stored (before stamps were bounded), stamped 10^15.
     harness = await make_harness()

@@ -13,7 +13,7 @@ from smsbridge.errors import MalformedPageError, ProviderRejectedError, Provider
 from smsbridge.provider.client import parse_page
 
 
-def page(*messages: dict, **fields: object) -> bytes:
+def page(*messages: object, **fields: object) -> bytes:
     return json.dumps({"status": 0, "messages": list(messages), **fields}).encode()
 
 

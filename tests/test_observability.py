@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import OPS, USERNAME, Served
+from conftest import OPS, USERNAME, MakeHarness, Served
 from processes import bridge_env, finish, smsbridge, wait_ready
 from smsbridge.sim.provider import Account, Fault
 
@@ -54,7 +54,7 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
     assert all(line["level"] in ("info", "warning", "error") for line in lines)
 
 
-async def test_errors_are_counted_by_cause(served: Served, make_harness) -> None:  # type: ignore[no-untyped-def]
+async def test_errors_are_counted_by_cause(served: Served, make_harness: MakeHarness) -> None:
     harness = await make_harness()
     poller, metrics = harness.lane.poller, harness.bridge.metrics
     for fault in (Fault.HTTP_503, Fault.MALFORMED_JSON):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from pydantic import SecretStr
@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from conftest import PASSWORD, USERNAME, Served
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.provider.client import ProviderClient
-from smsbridge.sim.provider import Account, Fault, SimSms
+from smsbridge.sim.provider import Account, Fault, ProviderSim, SimSms
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +78,9 @@ async def test_pages_hold_at_most_100_oldest_first(served: Served) -> None:
     ],
     ids=["auth-failed", "blocked", "not-activated"],
 )
-async def test_account_problems_are_rejections(served: Served, setup, status: int) -> None:  # type: ignore[no-untyped-def]
+async def test_account_problems_are_rejections(
+    served: Served, setup: Callable[[ProviderSim], None], status: int
+) -> None:
     setup(served.provider)
     async with client(served, password="wrong" if status == 3 else PASSWORD) as provider:
         with pytest.raises(ProviderRejectedError) as caught:

@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -63,7 +64,7 @@ async def test_slack_requests_are_bounded_and_checked_before_parsing(
             declared = await http.post("/slack/events", content=huge)
             assert declared.status_code == 413
 
-            async def chunks():  # no Content-Length: refused once the limit is passed
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused at the limit
                 for _ in range(100):
                     yield b"a=1&" * 1000
 

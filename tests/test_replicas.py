@@ -98,9 +98,9 @@ async def test_two_replicas_killed_at_random_deliver_every_sms_exactly_once(
             victim = rng.randrange(2)
             for process in replicas:
                 if process.returncode is not None:
-                    _, err = await process.communicate()
+                    _, died = await process.communicate()
                     raise AssertionError(
-                        f"a replica died by itself ({process.returncode}): {err.decode()[-3000:]}"
+                        f"a replica died by itself ({process.returncode}): {died.decode()[-3000:]}"
                     )
             replicas[victim].kill()
             await replicas[victim].wait()

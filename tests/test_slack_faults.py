@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from conftest import OPS, Served
+from conftest import OPS, MakeHarness, Served
 from smsbridge.models import InboundSms
 from smsbridge.slack.poster import (
     MAX_LOOKUP_PAGES,
@@ -33,7 +33,7 @@ def calls(served: Served, method: str) -> int:
 
 async def test_ok_without_a_ts_is_in_doubt_checked_then_posted_once(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     served.slack.force("chat.postMessage", body='{"ok": true}')  # nothing was stored
@@ -46,7 +46,7 @@ async def test_ok_without_a_ts_is_in_doubt_checked_then_posted_once(
 
 async def test_ok_without_a_ts_after_the_post_landed_is_found_not_doubled(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     served.slack.channels[OPS].member = True
@@ -79,7 +79,7 @@ async def test_ok_without_a_ts_after_the_post_landed_is_found_not_doubled(
 )
 async def test_answers_that_are_not_json_objects_are_transient(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
     caplog: pytest.LogCaptureFixture,
     status: int,
     body: str,
@@ -124,7 +124,7 @@ def test_retry_after_is_clamped_to_a_sane_range(
 
 async def test_a_negative_retry_after_makes_no_hot_loop(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     served.slack.force("chat.postMessage", status=429, retry_after="-5", times=3)
@@ -186,7 +186,7 @@ async def in_doubt_while_slack_pages_forever(
 
 async def test_an_unfinished_check_of_an_old_claim_posts_once(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     sms = await in_doubt_while_slack_pages_forever(served, harness, claimed_ago=7200)
@@ -197,7 +197,7 @@ async def test_an_unfinished_check_of_an_old_claim_posts_once(
 
 async def test_an_unfinished_check_of_a_young_claim_is_retried_not_posted(
     served: Served,
-    make_harness: Any,
+    make_harness: MakeHarness,
 ) -> None:
     harness = await make_harness()
     sms = await in_doubt_while_slack_pages_forever(served, harness, claimed_ago=5)
@@ -213,7 +213,7 @@ async def test_an_unfinished_check_of_a_young_claim_is_retried_not_posted(
 
 
 async def test_a_start_while_slack_answers_plain_text_goes_on_and_posts_later(
-    served: Served, make_harness: Any
+    served: Served, make_harness: MakeHarness
 ) -> None:
     served.slack.force("auth.test", body="down for maintenance", content_type="text/plain")
     harness = await make_harness()  # start() calls auth.test

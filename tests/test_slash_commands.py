@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, MakeSettings, Served
 from processes import free_port
 from smsbridge.config import SlackSettings
 from smsbridge.service import Service
@@ -77,7 +77,7 @@ class SlackClientSide:
             }
         )
         stamp = str(timestamp if timestamp is not None else int(time.time()))
-        signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        signature = str(SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body))
         return await self.http.post(
             "/slack/events",
             content=body,
@@ -104,7 +104,7 @@ class SlackClientSide:
 
 
 @pytest.fixture
-async def slack_side(served: Served, make_settings: Any) -> AsyncIterator[Any]:
+async def slack_side(served: Served, make_settings: MakeSettings) -> AsyncIterator[Any]:
     services: list[tuple[Service, asyncio.Task[int], httpx.AsyncClient]] = []
     catcher = Catcher()
     served.slack.users.update({"U0ALICE": ZONE, "U0BOSS": ZONE, "U0OUTSIDER": ZONE})
@@ -393,7 +393,7 @@ async def test_socket_mode_serves_sms_without_a_public_url(served: Served, slack
 
 
 async def test_a_wrong_app_token_stops_run_with_a_clear_error(
-    served: Served, make_settings: Any
+    served: Served, make_settings: MakeSettings
 ) -> None:
     settings = make_settings(
         port=free_port(),

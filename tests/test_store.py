@@ -167,7 +167,8 @@ async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) 
             )
         # ... then upgrade it.
         assert await opened.upgrade() == (1, LATEST)
-        assert await opened.delivered(ACCOUNT) == [("old", "C1", None)]
+        delivered: list[tuple[str, str, str | None]] = list(await opened.delivered(ACCOUNT))
+        assert delivered == [("old", "C1", None)]
         assert await opened.acquire_lease(ACCOUNT, "a", ttl=5)
     finally:
         await opened.close()
