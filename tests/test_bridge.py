@@ -186,9 +186,11 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
         Fault.NEWEST_BACKWARDS,
     ) else await harness.cycle()
     after = await harness.bridge.store.cursor(harness.account)
-    assert cursor is not None
-    assert after is not None
-    assert after >= cursor
+    if fault in (Fault.SLOW, Fault.NEWEST_BACKWARDS):  # answered in time: the page was taken
+        counts = await harness.bridge.store.counts(harness.account)
+        assert counts["pending"] + counts["posting"] + counts["posted"] == 2
+    else:  # refused: the cursor did not move at all, so the SMS during the fault is still ahead
+        assert after == cursor
     poller._not_before = 0  # skip the backoff wait: the next scheduled run, now
     await harness.cycle()
     assert posted_texts(served, OPS) == ["before the fault", "during the fault"]

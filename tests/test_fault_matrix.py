@@ -13,6 +13,7 @@ import pytest
 
 from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, PASSWORD, USERNAME, Served
 from processes import bridge_env, finish, smsbridge, wait_ready
+from smsbridge.provider.client import INTERNAL_ERROR, REJECTIONS
 from smsbridge.sim.provider import Fault
 from smsbridge.store.store import Store
 
@@ -113,13 +114,9 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
     assert long_post["blocks"][-1]["text"]["text"].endswith("more characters not shown]")
 
 
-@pytest.mark.parametrize(
-    "fault", [f for f in Fault if f.value.startswith("status_")], ids=lambda f: f.value
-)
-def test_every_documented_error_status_can_be_injected(fault: Fault) -> None:
-    from smsbridge.provider.client import INTERNAL_ERROR, REJECTIONS
-
-    assert int(fault.value.removeprefix("status_")) in {*REJECTIONS, INTERNAL_ERROR}
+@pytest.mark.parametrize("status", sorted({*REJECTIONS, INTERNAL_ERROR}))
+def test_every_documented_error_status_can_be_injected(status: int) -> None:
+    assert Fault(f"status_{status}").value == f"status_{status}"  # ValueError if missing
 
 
 async def test_a_token_revoked_while_running_stops_with_exit_2_and_loses_nothing(

@@ -133,10 +133,22 @@ def test_manifest_follows_slacks_schema_rules(manifest: dict[str, Any]) -> None:
     jsonschema.validate(manifest, SCHEMA)
 
 
-def test_the_schema_rules_do_catch_mistakes(manifest: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("display_information", "name"), "x" * 36),  # names are at most 35 characters
+        (("features", "slash_commands", 0, "command"), "sms"),  # commands start with /
+    ],
+    ids=["name-too-long", "command-without-slash"],
+)
+def test_the_schema_rules_do_catch_mistakes(
+    manifest: dict[str, Any], where: tuple[str | int, ...], value: str
+) -> None:
     broken = yaml.safe_load(yaml.safe_dump(manifest))
-    broken["display_information"]["name"] = "x" * 36
-    broken["features"]["slash_commands"][0]["command"] = "sms"
+    parent = broken
+    for step in where[:-1]:
+        parent = parent[step]
+    parent[where[-1]] = value  # one rule broken per case
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, SCHEMA)
 

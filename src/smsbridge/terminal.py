@@ -14,7 +14,13 @@ from smsbridge.errors import ProviderError
 from smsbridge.models import InboundSms
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.render import format_number
-from smsbridge.slash.arguments import HelpArgs, HistoryArgs, parse_command, resolve_since
+from smsbridge.slash.arguments import (
+    MAX_LIMIT,
+    HelpArgs,
+    HistoryArgs,
+    parse_command,
+    resolve_since,
+)
 from smsbridge.slash.history import query_history
 from smsbridge.store.store import Store
 
@@ -76,7 +82,7 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
     if result.matched > len(result.items):
         console.print(
             f"Showing {len(result.items)} of {result.matched}; narrow it with from/to, a later "
-            "time, or raise limit (up to 100).",
+            f"time, or raise limit (up to {MAX_LIMIT}).",
             markup=False,
         )
     return 0

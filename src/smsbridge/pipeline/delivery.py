@@ -105,7 +105,7 @@ class Delivery:
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
 
     async def idle(self) -> None:
-        """Wait until no worker is running (for tests and the demo)."""
+        """Wait until no worker is running: a worker started meanwhile is waited for too."""
         while any(not task.done() for task in self._workers.values()):
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
 
@@ -170,10 +170,24 @@ class Delivery:
             log.warning("could not post the catch-up notice in %s: %s", channel, error)
 
     async def _deliver_with_retry(self, row: LedgerRow) -> None:
+        alert = alert_for(self._alerts, row.sms.sender, row.sms.text)
+        try:
+            message = render(row.sms, mention=alert.mention if alert else None)
+        except Exception as error:  # one SMS we cannot render must not stall its channel
+            log.exception("cannot render SMS %s", row.sms.document_id)
+            await self._fail(row, f"cannot render it ({type(error).__name__})")
+            return
+        # an alert inside a thread also shows in the channel, where on-call people look
+        broadcast = bool(alert and alert.reply_broadcast)
+        if row.state != POSTING:
+            claimed_at = await self._store.claim(self._account, row.sms.document_id, self._holder)
+            if claimed_at is None:
+                return  # someone else has it
+            row = replace(row, claimed_at=claimed_at, claimed_by=self._holder)
         backoff = Backoff(base=1.0, cap=self._retry_cap)
         while True:
             try:
-                await self._deliver(row)
+                await self._deliver(row, message, broadcast)
                 return
             except SlackTransientError as error:
                 self.last_error = str(error)
@@ -185,15 +199,10 @@ class Delivery:
                     error,
                     delay,
                 )
-                # The post may have landed: from now on treat the row as in doubt, and as
-                # ours, so the retry checks Slack at once instead of waiting out the grace
-                # meant for other replicas' claims.
-                row = replace(
-                    row,
-                    state=POSTING,
-                    claimed_at=row.claimed_at or time.time(),
-                    claimed_by=self._holder,
-                )
+                # The post may have landed: from now on the row is in doubt. It stays ours,
+                # with its real claim time, so the retry checks Slack at once instead of
+                # waiting out the grace meant for other replicas' claims.
+                row = replace(row, state=POSTING, claimed_by=self._holder)
                 await self._stop.sleep(delay)
             except SlackRejectedError as error:
                 self.last_error = f"{row.channel}: {error.reason}"
@@ -210,7 +219,8 @@ class Delivery:
             reason,
         )
 
-    async def _deliver(self, row: LedgerRow) -> None:
+    async def _deliver(self, row: LedgerRow, message: SlackMessage, broadcast: bool) -> None:
+        """One attempt: find the thread, check Slack first if the row is in doubt, post."""
         sms = row.sms
         key = ThreadKey(row.channel, sms.sender, sms.origin_document_id or "")
         thread = await self._store.thread(self._account, key)
@@ -241,23 +251,8 @@ class Delivery:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
                 await self._store.confirm(self._account, row, found, key, thread_ts or found)
                 return
-        alert = alert_for(self._alerts, sms.sender, sms.text)
-        try:
-            message = render(sms, mention=alert.mention if alert else None)
-        except Exception as error:  # one SMS we cannot render must not stall its channel
-            log.exception("cannot render SMS %s", sms.document_id)
-            await self._fail(row, f"cannot render it ({type(error).__name__})")
-            return
-        if row.state != POSTING and (
-            await self._store.claim(self._account, sms.document_id, self._holder) is None
-        ):
-            return  # someone else has it
         ts = await self._poster.post(
-            row.channel,
-            message,
-            thread_ts,
-            # an alert inside a thread also shows in the channel, where on-call people look
-            reply_broadcast=bool(alert and alert.reply_broadcast and thread_ts),
+            row.channel, message, thread_ts, reply_broadcast=broadcast and thread_ts is not None
         )
         await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
         self.last_error = None

@@ -12,7 +12,7 @@ from typing import Any
 
 from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, slack_date
 from smsbridge.slash.arguments import MAX_LIMIT
-from smsbridge.slash.history import HistoryResult
+from smsbridge.slash.history import MAX_SCANNED, HistoryResult
 
 ITEM_TEXT_LIMIT = 400  # characters of one SMS in a history answer; the thread link has it all
 
@@ -70,7 +70,6 @@ def history_answer(
     *,
     sender: str | None,
     line: str | None,
-    limit: int,
     workspace_url: str | None,
     zone_note: str | None = None,
 ) -> Answer:
@@ -109,7 +108,7 @@ def history_answer(
             f"`from <number>`, `to <line>` or a later time, or raise `limit` (up to {MAX_LIMIT})."
         )
     if result.incomplete:
-        notes.append("The search stopped after 5,000 SMS; ask for a later start time.")
+        notes.append(f"The search stopped after {MAX_SCANNED:,} SMS; ask for a later start time.")
     if zone_note:
         notes.append(zone_note)
     if notes:

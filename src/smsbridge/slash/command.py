@@ -165,7 +165,6 @@ class SmsCommand:
             result,
             sender=args.sender,
             line=args.line,
-            limit=args.limit,
             workspace_url=await self._workspace(),
             zone_note=zone_note,
         )

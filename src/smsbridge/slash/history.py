@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smsbridge.config import Account
-from smsbridge.models import InboundSms
+from smsbridge.models import PAGE_SIZE, InboundSms
 from smsbridge.provider.paging import PageFetcher, walk_pages
 from smsbridge.store.store import PostRef, Store
 
-MAX_PAGES = 50  # 5,000 SMS: a history answer is a look, not an export
+MAX_PAGES = 50  # a history answer is a look, not an export
+MAX_SCANNED = MAX_PAGES * PAGE_SIZE  # 5,000 SMS
 
 
 @dataclass(frozen=True, slots=True)

@@ -573,16 +573,6 @@ class Store:
                     queued += 1
         return queued, still_unrouted
 
-    async def delivered(self, account: str) -> list[tuple[str, str, str]]:
-        """(document_id, channel, slack_ts) of every posted SMS, in arrival order."""
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(ledger.c.document_id, ledger.c.channel, ledger.c.slack_ts)
-                .where(ledger.c.account == account, ledger.c.state == POSTED)
-                .order_by(ledger.c.seq)
-            )
-            return [(row[0], row[1], row[2]) for row in rows]
-
 
 async def _version(conn: AsyncConnection, create: bool = False) -> int:
     has_table = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, schema_version.name))
