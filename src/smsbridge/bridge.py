@@ -154,6 +154,13 @@ class Bridge:
                     },
                 )
 
+    async def finish_in_flight(self) -> None:
+        """After the stop signal: let each poll cycle and each post in flight finish."""
+        for lane in self.lanes:
+            await lane.poller.halt()
+        for lane in self.lanes:
+            await lane.delivery.drain()
+
     async def aclose(self) -> None:
         for lane in self.lanes:
             await lane.provider.aclose()
@@ -172,7 +179,7 @@ def _lane(
     progress: CatchUpProgress | None,
 ) -> Lane:
     provider = ProviderClient.for_account(account.provider)
-    keeper: LeaseKeeper  # made below; the gates read it only once the bridge runs
+    keeper = LeaseKeeper(store, account.name, holder, settings.poll_interval, stop)
     delivery = Delivery(
         store,
         poster,
@@ -184,7 +191,7 @@ def _lane(
         holder=holder,
         # SQLite: start() takes the single-writer lock, so no other process can be posting.
         in_doubt_grace=0.0 if store.dialect == "sqlite" else settings.slack.timeout + 5,
-        may_deliver=lambda: keeper.held,
+        may_deliver=keeper.holds,
         metrics=metrics,
         progress=progress,
     )
@@ -197,10 +204,10 @@ def _lane(
         poll_interval=settings.poll_interval,
         initial_lookback=settings.initial_lookback,
         rejected_retry=settings.rejected_retry,
-        may_poll=lambda: keeper.held,
+        may_poll=keeper.holds,
         metrics=metrics,
     )
-    keeper = LeaseKeeper(store, account.name, holder, settings.poll_interval, stop, delivery.kick)
+    keeper.when_gained(delivery.kick)
     return Lane(account, provider, delivery, poller, keeper)
 
 

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from smsbridge.bridge import Bridge
 from smsbridge.config import Settings
-from smsbridge.embedded_server import public_server
+from smsbridge.embedded_server import EmbeddedServer, public_server
 from smsbridge.errors import SmsBridgeError
 from smsbridge.pipeline.delivery import CatchUpProgress
 from smsbridge.slash.app import EVENTS_PATH, build_bolt_app, connect_socket_mode, http_endpoint
@@ -42,20 +42,21 @@ class Service:
     progress: CatchUpProgress | None = None  # a progress bar for catch-ups, on a terminal
 
     async def run(self) -> int:
-        """Run until stopped; returns the process exit code."""
+        """Run until stopped; returns the process exit code.
+
+        Each part registers its own clean-up on one exit stack as it starts, so shutdown runs
+        in the reverse order of start-up, and a failure half-way still undoes what had started.
+        """
         try:
-            bridge = Bridge.build(self.settings, self.stop, self._on_fatal, self.progress)
+            async with contextlib.AsyncExitStack() as stack:
+                bridge = self.bridge = Bridge.build(
+                    self.settings, self.stop, self._on_fatal, self.progress
+                )
+                stack.push_async_callback(bridge.aclose)
+                await bridge.start()
+                await self._serve(bridge, stack)
         except SmsBridgeError as error:
-            log.error("%s", error)
-            return EXIT_CONFIG
-        self.bridge = bridge
-        try:
-            await bridge.start()
-            await self._serve(bridge)
-        except SmsBridgeError as error:
-            self.fatal = error
-        finally:
-            await bridge.aclose()
+            self.fatal = self.fatal or error
         if self.fatal is not None:
             log.error("%s", self.fatal)
             return EXIT_CONFIG
@@ -66,14 +67,65 @@ class Service:
             self.fatal = error
         self.stop.set()
 
-    async def _serve(self, bridge: Bridge) -> None:
-        slack_settings = self.settings.slack
+    async def _serve(self, bridge: Bridge, stack: contextlib.AsyncExitStack) -> None:
+        """Start every part, wait for the stop signal (or the web server's end), return."""
+        stack.callback(log.info, "stopped")
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
-        scheduler = AsyncIOScheduler(event_loop=loop)
-        for lane in bridge.lanes:  # one poll job per provider account
+                stack.callback(loop.remove_signal_handler, sig)
+        slack_settings = self.settings.slack
+        bolt = build_bolt_app(
+            bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
+        )
+        if slack_settings.app_token is not None:
+            # Behind a firewall: Slack's requests come over a WebSocket we open, not to $PORT.
+            socket_mode = await connect_socket_mode(
+                bolt, slack_settings.app_token.get_secret_value()
+            )
+            stack.push_async_callback(socket_mode.close_async)
+        web = build_web_app(
+            bridge.not_ready,
+            bridge.metrics.exposition,
+            (
+                EVENTS_PATH,
+                http_endpoint(
+                    bolt,
+                    slack_settings.signing_secret.get_secret_value(),
+                    lambda cause: bridge.metrics.http_rejected.labels(cause).inc(),
+                ),
+            ),
+        )
+        server = public_server(web, self.host, self.settings.port)
+        server_task = asyncio.create_task(server.serve(), name="http")
+        stack.push_async_callback(_stop_server, server, server_task)
+        keepers = [
+            asyncio.create_task(lane.keeper.run(), name=f"lease:{lane.account.name}")
+            for lane in bridge.lanes
+        ]
+        # once stopped, each keeper gives its lease up, so another replica takes over at once
+        stack.push_async_callback(asyncio.wait, keepers)
+        stack.push_async_callback(bridge.finish_in_flight)
+        scheduler = self._schedule(bridge)
+        scheduler.start()
+        stack.callback(scheduler.shutdown, wait=False)
+        stack.callback(self.stop.set)  # the first step of every shutdown: nothing new starts
+        log.info(
+            "smsbridge running: %d provider account(s), polling every %ss, HTTP on port %d",
+            len(bridge.lanes),
+            self.settings.poll_interval,
+            self.settings.port,
+        )
+        stop_task = asyncio.create_task(self.stop.wait())
+        stack.callback(stop_task.cancel)
+        await asyncio.wait({stop_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping: finishing the posts in flight")
+
+    def _schedule(self, bridge: Bridge) -> AsyncIOScheduler:
+        """One poll job per provider account, and the hourly retention job."""
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        for lane in bridge.lanes:
             scheduler.add_job(
                 lane.poller.run_job,
                 "interval",
@@ -92,62 +144,16 @@ class Service:
             next_run_time=datetime.now(UTC) + timedelta(minutes=1),
             id="retention",
         )
-        bolt = build_bolt_app(
-            bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
-        )
-        web = build_web_app(
-            bridge.not_ready,
-            bridge.metrics.exposition,
-            (
-                EVENTS_PATH,
-                http_endpoint(
-                    bolt,
-                    slack_settings.signing_secret.get_secret_value(),
-                    lambda cause: bridge.metrics.http_rejected.labels(cause).inc(),
-                ),
-            ),
-        )
-        socket_mode = None
-        if slack_settings.app_token is not None:
-            # Behind a firewall: Slack's requests come over a WebSocket we open, not to $PORT.
-            socket_mode = await connect_socket_mode(
-                bolt, slack_settings.app_token.get_secret_value()
-            )
-        server = public_server(web, self.host, self.settings.port)
-        server_task = asyncio.create_task(server.serve(), name="http")
-        keepers = [
-            asyncio.create_task(lane.keeper.run(), name=f"lease:{lane.account.name}")
-            for lane in bridge.lanes
-        ]
-        scheduler.start()
-        log.info(
-            "smsbridge running: %d provider account(s), polling every %ss, HTTP on port %d",
-            len(bridge.lanes),
-            self.settings.poll_interval,
-            self.settings.port,
-        )
-        stop_task = asyncio.create_task(self.stop.wait())
-        await asyncio.wait({stop_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
-        log.info("stopping: finishing the posts in flight")
-        self.stop.set()
-        scheduler.shutdown(wait=False)
-        for lane in bridge.lanes:
-            await lane.poller.halt()
-        for lane in bridge.lanes:
-            await lane.delivery.drain()
-        await asyncio.gather(*keepers)  # gives the leases up, so another replica takes over
-        if socket_mode is not None:
-            await socket_mode.close_async()  # type: ignore[no-untyped-call]
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await server_task
-        if server_task.done() and not server_task.cancelled() and server_task.exception():
-            log.error("HTTP server failed: %s", server_task.exception())
-        if self.handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-        log.info("stopped")
+        return scheduler
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s", sig.name)
         self.stop.set()
+
+
+async def _stop_server(server: EmbeddedServer, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await task
+    if task.done() and not task.cancelled() and task.exception():
+        log.error("HTTP server failed: %s", task.exception())

@@ -34,16 +34,23 @@ class LeaseKeeper:
         holder: str,
         ttl: float,
         stop: StopSignal,
-        on_gain: Callable[[], Awaitable[None]],
     ) -> None:
         self._store = store
         self._account = account
         self.holder = holder
         self._ttl = ttl
         self._stop = stop
-        self._on_gain = on_gain
+        self._on_gain: list[Callable[[], Awaitable[None]]] = []
         self.held = False
         self._failing = False
+
+    def holds(self) -> bool:
+        """Whether this replica holds the lease: the gate of polling and posting."""
+        return self.held
+
+    def when_gained(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Call `callback` each time this replica gains the lease (to recover what waits)."""
+        self._on_gain.append(callback)
 
     async def renew(self) -> bool:
         """Take or renew the lease once; on gaining it, recover and deliver what is waiting."""
@@ -58,7 +65,8 @@ class LeaseKeeper:
         if held and not self.held:
             log.info("this replica now polls %s", self._account)
             self.held = True
-            await self._on_gain()
+            for callback in self._on_gain:
+                await callback()
         elif not held and self.held:
             self.held = False
             if not self._failing:
