@@ -72,8 +72,8 @@ async def run(count: int, channels: int, interval: float, pace: float) -> dict[s
                 await lane.keeper.renew()
                 await lane.poller.run_job()
                 await lane.delivery.idle()
-                if await bridge.store.backlog_size(lane.account.name) == 0:
-                    counts = await bridge.store.counts(lane.account.name)
+                if await bridge.store.ledger.backlog_size(lane.account.name) == 0:
+                    counts = await bridge.store.ledger.counts(lane.account.name)
                     if counts["posted"] == count:
                         break
             elapsed = time.perf_counter() - began

@@ -50,9 +50,13 @@ async def test_each_account_is_polled_and_routed_on_its_own(
     assert inbox[0]["blocks"][1]["text"]["text"] == "<!here>"  # the agency's own alert rule
     assert len(ops[0]["blocks"]) == 2  # the first account has no alert rules
     store = harness.bridge.store
-    assert await store.cursor(USERNAME) is not None
-    assert await store.cursor(AGENCY) is not None
-    assert (await store.counts(USERNAME))["posted"] == (await store.counts(AGENCY))["posted"] == 1
+    assert await store.cursors.get(USERNAME) is not None
+    assert await store.cursors.get(AGENCY) is not None
+    assert (
+        (await store.ledger.counts(USERNAME))["posted"]
+        == (await store.ledger.counts(AGENCY))["posted"]
+        == 1
+    )
 
 
 async def test_the_same_document_id_in_two_accounts_is_two_sms(

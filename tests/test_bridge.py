@@ -103,7 +103,7 @@ async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
     with caplog.at_level(logging.ERROR):
         await harness.cycle()
         await harness.cycle()
-    counts = await harness.bridge.store.counts(harness.account)
+    counts = await harness.bridge.store.ledger.counts(harness.account)
     assert counts["unrouted"] == 2
     assert counts["posted"] == 1
     assert posted_texts(served, OPS) == ["routed"]
@@ -174,7 +174,7 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
     harness = await make_harness()
     served.provider.add(ALICE, "before the fault")
     await harness.cycle()
-    cursor = await harness.bridge.store.cursor(harness.account)
+    cursor = await harness.bridge.store.cursors.get(harness.account)
     served.provider.add(ALICE, "during the fault")
     served.provider.slow_seconds = 0.2
     served.provider.drip_seconds = 0.05
@@ -185,9 +185,9 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
         Fault.SLOW,
         Fault.NEWEST_BACKWARDS,
     ) else await harness.cycle()
-    after = await harness.bridge.store.cursor(harness.account)
+    after = await harness.bridge.store.cursors.get(harness.account)
     if fault in (Fault.SLOW, Fault.NEWEST_BACKWARDS):  # answered in time: the page was taken
-        counts = await harness.bridge.store.counts(harness.account)
+        counts = await harness.bridge.store.ledger.counts(harness.account)
         assert counts["pending"] + counts["posting"] + counts["posted"] == 2
     else:  # refused: the cursor did not move at all, so the SMS during the fault is still ahead
         assert after == cursor
@@ -289,7 +289,7 @@ async def test_a_dead_channel_marks_its_sms_failed_and_others_flow(
     served.provider.add(ALICE, "cannot land", recipient=OPS_LINE)
     served.provider.add(BOB, "lands", recipient=OTHER_LINE)
     await harness.cycle()
-    counts = await harness.bridge.store.counts(harness.account)
+    counts = await harness.bridge.store.ledger.counts(harness.account)
     assert (counts["failed"], counts["posted"]) == (1, 1)
     assert posted_texts(served, INBOX) == ["lands"]
 
@@ -314,7 +314,7 @@ async def test_invalid_auth_while_running_is_fatal_and_keeps_the_sms(
     served.provider.add(ALICE, "hello")
     await harness.cycle()
     assert isinstance(harness.fatal[0], SlackAuthError)
-    counts = await harness.bridge.store.counts(harness.account)
+    counts = await harness.bridge.store.ledger.counts(harness.account)
     assert counts["posted"] + counts["failed"] == 0  # kept for when the token is fixed
 
 
@@ -398,7 +398,7 @@ async def test_a_bridge_quiet_for_longer_than_retention_does_not_repost(
     harness = await make_harness()
     served.provider.add(ALICE, "the last SMS for a month")
     await harness.cycle()
-    await harness.bridge.store.prune(harness.account, before=time.time() + 86400 * 365)
+    await harness.bridge.store.ledger.prune(harness.account, before=time.time() + 86400 * 365)
     await harness.cycle()  # re-reads the last second, as every poll does
     assert posted_texts(served, OPS) == ["the last SMS for a month"]
 
@@ -414,7 +414,7 @@ async def test_replay_posts_failed_sms_once_the_channel_is_fixed(
     harness = await make_harness()
     served.provider.add(ALICE, "waited for the fix")
     await harness.cycle()
-    assert (await harness.bridge.store.counts(harness.account))["failed"] == 1
+    assert (await harness.bridge.store.ledger.counts(harness.account))["failed"] == 1
     served.slack.channels[OPS].archived = False
     code, out, err = await finish(
         await smsbridge("replay", "--failed", env=bridge_env(served, tmp_path))

@@ -103,7 +103,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
     assert Counter(served.slack.document_ids()) == Counter(expected)
     store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
     try:
-        counts = await store.counts(USERNAME)
+        counts = await store.ledger.counts(USERNAME)
     finally:
         await store.close()
     assert counts["failed"] == 1

@@ -107,11 +107,11 @@ def test_any_answer_leaves_no_sms_behind_the_cursor(
             report = None
         finally:
             await client.aclose()
-        cursor = await store.cursor(account)
+        cursor = await store.cursors.get(account)
         ledgered = {
-            row.sms.document_id for row in await store.backlog(account, "C0FUZZ", limit=1000)
+            row.sms.document_id for row in await store.ledger.backlog(account, "C0FUZZ", limit=1000)
         }
-        return cursor, report, ledgered, (await store.counts(account))["invalid"]
+        return cursor, report, ledgered, (await store.ledger.counts(account))["invalid"]
 
     cursor, report, ledgered, invalid = loop.run_until_complete(scenario())
     if report is None:  # the answer was refused: the cursor must not have moved at all

@@ -24,7 +24,7 @@ async def test_an_sms_stamped_a_year_ahead_is_posted_and_later_sms_still_arrive(
     future = served.provider.add(ALICE, "from the future", timestamp=int(time.time()) + YEAR)
     await harness.cycle()
     assert served.slack.document_ids() == [future.document_id]
-    cursor = await harness.bridge.store.cursor(harness.account)
+    cursor = await harness.bridge.store.cursors.get(harness.account)
     assert cursor is not None
     assert cursor <= time.time() + FUTURE_TOLERANCE  # the cursor did not follow it
     assert "ahead of the provider's present" in caplog.text
@@ -44,7 +44,7 @@ async def test_the_providers_own_clock_is_the_present(
     first = served.provider.add(ALICE, "stamped by the gateway's clock")
     await harness.cycle()
     assert served.slack.document_ids() == [first.document_id]
-    assert await harness.bridge.store.cursor(harness.account) == first.timestamp - 1
+    assert await harness.bridge.store.cursors.get(harness.account) == first.timestamp - 1
 
 
 async def test_a_broken_record_is_kept_once_counted_and_said_once(
@@ -62,7 +62,7 @@ async def test_a_broken_record_is_kept_once_counted_and_said_once(
     said = [r for r in caplog.records if "not a readable SMS" in r.getMessage()]
     assert len(said) == 1
     assert "x" * 50 not in said[0].getMessage()
-    assert (await harness.bridge.store.counts(harness.account))["invalid"] == 1
+    assert (await harness.bridge.store.ledger.counts(harness.account))["invalid"] == 1
     metrics = harness.bridge.metrics.exposition().decode()
     assert 'smsbridge_messages_invalid_total{account="demo@reseller"} 1.0' in metrics
     status = status_answer(await harness.bridge.status(), time.time())
@@ -78,10 +78,10 @@ async def test_a_stored_sms_no_calendar_can_show_does_not_stall_its_channel(
         sender=ALICE, recipient=None, document_id="d1", origin_document_id=None,
         timestamp=10**15, text="stamped in the year 31 million",
     )  # fmt: skip
-    await harness.bridge.store.ingest(harness.account, [odd], [OPS], 0)
+    await harness.bridge.store.ledger.ingest(harness.account, [odd], [OPS], 0)
     after = served.provider.add(ALICE, "after it")
     await harness.cycle()
-    counts = await harness.bridge.store.counts(harness.account)
+    counts = await harness.bridge.store.ledger.counts(harness.account)
     assert counts["pending"] + counts["posting"] == 0
     assert served.slack.document_ids() == ["d1", after.document_id]
     header = served.slack.channels[OPS].messages[0]["blocks"][0]["elements"][0]["text"]

@@ -54,8 +54,8 @@ async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
     assert code == 0, err
     store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
     try:
-        assert (await store.counts(USERNAME))["posted"] == 1
-        assert list(await store.posts(USERNAME, [sms.document_id])) == [sms.document_id]
+        assert (await store.ledger.counts(USERNAME))["posted"] == 1
+        assert list(await store.ledger.posts(USERNAME, [sms.document_id])) == [sms.document_id]
     finally:
         await store.close()
 

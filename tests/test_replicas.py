@@ -42,14 +42,14 @@ async def test_a_killed_holder_is_replaced_within_two_poll_intervals(
         await asyncio.wait_for(
             wait_ready(second_env["PORT"], second := await smsbridge("run", env=second_env)), 60
         )
-        holder = await store.lease_holder(USERNAME)
+        holder = await store.leases.holder(USERNAME)
         assert holder is not None
         victim, survivor = (first, second) if str(first.pid) in holder else (second, first)
         victim.kill()
         killed_at = time.monotonic()
         await victim.wait()
         # Another process changes the lease row; the database is the only place to watch it.
-        while (now_holder := await store.lease_holder(USERNAME)) in (None, holder):  # noqa: ASYNC110
+        while (now_holder := await store.leases.holder(USERNAME)) in (None, holder):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         took = time.monotonic() - killed_at
         assert str(survivor.pid) in now_holder

@@ -21,8 +21,8 @@ from smsbridge.slack.poster import (
     make_client,
     retry_after,
 )
+from smsbridge.store.ledger import POSTING
 from smsbridge.store.schema import ledger
-from smsbridge.store.store import POSTING
 
 ALICE = "61409560857"
 
@@ -41,7 +41,7 @@ async def test_ok_without_a_ts_is_in_doubt_checked_then_posted_once(
     await harness.cycle()
     assert served.slack.document_ids() == [sms.document_id]
     assert calls(served, "conversations.history") >= 1  # Slack was asked before re-posting
-    assert (await harness.bridge.store.counts(harness.account))["posted"] == 1
+    assert (await harness.bridge.store.ledger.counts(harness.account))["posted"] == 1
 
 
 async def test_ok_without_a_ts_after_the_post_landed_is_found_not_doubled(
@@ -90,7 +90,7 @@ async def test_answers_that_are_not_json_objects_are_transient(
     sms = served.provider.add(ALICE, "through the noise")
     await harness.cycle()
     assert served.slack.document_ids() == [sms.document_id]
-    counts = await harness.bridge.store.counts(harness.account)
+    counts = await harness.bridge.store.ledger.counts(harness.account)
     assert (counts["posted"], counts["failed"]) == (1, 0)
     assert "stopped unexpectedly" not in caplog.text
     assert "Traceback" not in caplog.text
@@ -170,7 +170,7 @@ async def in_doubt_while_slack_pages_forever(
     served.slack.channels[OPS].member = True
     served.slack.endless_cursor = True
     sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="died")
-    await harness.bridge.store.ingest(harness.account, [sms], [OPS], 0)
+    await harness.bridge.store.ledger.ingest(harness.account, [sms], [OPS], 0)
     async with harness.bridge.store._engine.begin() as conn:
         await conn.execute(
             update(ledger)

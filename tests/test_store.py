@@ -12,8 +12,9 @@ from sqlalchemy import update
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
+from smsbridge.store.ledger import PostRef
 from smsbridge.store.schema import LATEST, schema_version
-from smsbridge.store.store import PostRef, Store, async_url
+from smsbridge.store.store import Store, async_url
 
 ACCOUNT = "demo@reseller"
 
@@ -50,53 +51,59 @@ def test_urls_map_to_async_drivers() -> None:
 
 
 async def test_ingest_dedupes_by_document_id(store: Store) -> None:
-    first, _ = await store.ingest(ACCOUNT, [sms("a"), sms("b")], ["C1", "C1"], 99)
-    again, _ = await store.ingest(ACCOUNT, [sms("b"), sms("c")], ["C1", "C1"], 99)
+    first, _ = await store.ledger.ingest(ACCOUNT, [sms("a"), sms("b")], ["C1", "C1"], 99)
+    again, _ = await store.ledger.ingest(ACCOUNT, [sms("b"), sms("c")], ["C1", "C1"], 99)
     assert [m.document_id for m in first] == ["a", "b"]
     assert [m.document_id for m in again] == ["c"]
-    assert [row.sms.document_id for row in await store.backlog(ACCOUNT, "C1")] == ["a", "b", "c"]
+    assert [row.sms.document_id for row in await store.ledger.backlog(ACCOUNT, "C1")] == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 async def test_accounts_are_kept_apart(store: Store) -> None:
-    await store.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
-    fresh, _ = await store.ingest("other@reseller", [sms("a")], ["C1"], 5)
+    await store.ledger.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
+    fresh, _ = await store.ledger.ingest("other@reseller", [sms("a")], ["C1"], 5)
     assert [m.document_id for m in fresh] == ["a"]
-    assert (await store.cursor(ACCOUNT), await store.cursor("other@reseller")) == (10, 5)
+    assert (await store.cursors.get(ACCOUNT), await store.cursors.get("other@reseller")) == (10, 5)
 
 
 async def test_cursor_never_moves_backwards(store: Store) -> None:
-    assert await store.cursor(ACCOUNT) is None
-    await store.ingest(ACCOUNT, [], [], 500)
-    await store.ingest(ACCOUNT, [], [], 400)
-    assert await store.cursor(ACCOUNT) == 500
+    assert await store.cursors.get(ACCOUNT) is None
+    await store.ledger.ingest(ACCOUNT, [], [], 500)
+    await store.ledger.ingest(ACCOUNT, [], [], 400)
+    assert await store.cursors.get(ACCOUNT) == 500
 
 
 async def test_unrouted_rows_are_kept_but_never_delivered(store: Store) -> None:
-    await store.ingest(ACCOUNT, [sms("a")], [None], 10)
-    assert await store.backlog_channels(ACCOUNT) == []
-    assert (await store.counts(ACCOUNT))["unrouted"] == 1
+    await store.ledger.ingest(ACCOUNT, [sms("a")], [None], 10)
+    assert await store.ledger.backlog_channels(ACCOUNT) == []
+    assert (await store.ledger.counts(ACCOUNT))["unrouted"] == 1
 
 
 async def test_claim_is_exclusive_and_confirm_records_the_thread(store: Store) -> None:
-    await store.ingest(ACCOUNT, [sms("a", 100)], ["C1"], 10)
-    assert await store.claim(ACCOUNT, "a") is not None
-    assert await store.claim(ACCOUNT, "a") is None  # a second claimant loses
-    [row] = await store.backlog(ACCOUNT, "C1")
+    await store.ledger.ingest(ACCOUNT, [sms("a", 100)], ["C1"], 10)
+    assert await store.ledger.claim(ACCOUNT, "a") is not None
+    assert await store.ledger.claim(ACCOUNT, "a") is None  # a second claimant loses
+    [row] = await store.ledger.backlog(ACCOUNT, "C1")
     assert row.state == "posting"
     key = ThreadKey("C1", "61409560857", "")
-    await store.confirm(ACCOUNT, row, "111.000001", key, "111.000001")
-    assert await store.backlog(ACCOUNT, "C1") == []
-    entry = await store.thread(ACCOUNT, key)
+    await store.ledger.confirm(ACCOUNT, row, "111.000001", key, "111.000001")
+    assert await store.ledger.backlog(ACCOUNT, "C1") == []
+    entry = await store.threads.get(ACCOUNT, key)
     assert entry is not None
     assert (entry.thread_ts, entry.last_sms_timestamp) == ("111.000001", 100)
-    assert await store.posts(ACCOUNT, ["a"]) == {"a": PostRef("C1", "111.000001", "111.000001")}
+    assert await store.ledger.posts(ACCOUNT, ["a"]) == {
+        "a": PostRef("C1", "111.000001", "111.000001")
+    }
 
 
 async def test_failed_rows_keep_their_reason(store: Store) -> None:
-    await store.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
-    await store.mark_failed(ACCOUNT, "a", "is_archived")
-    assert (await store.counts(ACCOUNT))["failed"] == 1
-    assert await store.backlog(ACCOUNT, "C1") == []
+    await store.ledger.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
+    await store.ledger.mark_failed(ACCOUNT, "a", "is_archived")
+    assert (await store.ledger.counts(ACCOUNT))["failed"] == 1
+    assert await store.ledger.backlog(ACCOUNT, "C1") == []
 
 
 async def test_upgrade_is_idempotent(store: Store) -> None:
@@ -112,35 +119,35 @@ async def test_a_database_newer_than_the_code_is_refused(store: Store) -> None:
 
 
 async def test_one_lease_holder_at_a_time_and_takeover_after_expiry(store: Store) -> None:
-    assert await store.acquire_lease(ACCOUNT, "a", ttl=0.5)
-    assert not await store.acquire_lease(ACCOUNT, "b", ttl=0.5)
-    assert await store.acquire_lease(ACCOUNT, "a", ttl=0.5)  # renewal
-    assert await store.lease_holder(ACCOUNT) == "a"
+    assert await store.leases.acquire(ACCOUNT, "a", ttl=0.5)
+    assert not await store.leases.acquire(ACCOUNT, "b", ttl=0.5)
+    assert await store.leases.acquire(ACCOUNT, "a", ttl=0.5)  # renewal
+    assert await store.leases.holder(ACCOUNT) == "a"
     # Expiry is judged by the database's clock: wait until it says the lease is over.
-    while await store.lease_holder(ACCOUNT) is not None:  # noqa: ASYNC110 - a clock, no event
+    while await store.leases.holder(ACCOUNT) is not None:  # noqa: ASYNC110 - a clock, no event
         await asyncio.sleep(0.05)
-    assert await store.acquire_lease(ACCOUNT, "b", ttl=30)
-    assert not await store.acquire_lease(ACCOUNT, "a", ttl=30)
+    assert await store.leases.acquire(ACCOUNT, "b", ttl=30)
+    assert not await store.leases.acquire(ACCOUNT, "a", ttl=30)
 
 
 async def test_a_released_lease_is_taken_at_once(store: Store) -> None:
-    assert await store.acquire_lease(ACCOUNT, "a", ttl=60)
-    await store.release_lease(ACCOUNT, "b")  # not b's to release
-    assert not await store.acquire_lease(ACCOUNT, "b", ttl=60)
-    await store.release_lease(ACCOUNT, "a")
-    assert await store.acquire_lease(ACCOUNT, "b", ttl=60)
+    assert await store.leases.acquire(ACCOUNT, "a", ttl=60)
+    await store.leases.release(ACCOUNT, "b")  # not b's to release
+    assert not await store.leases.acquire(ACCOUNT, "b", ttl=60)
+    await store.leases.release(ACCOUNT, "a")
+    assert await store.leases.acquire(ACCOUNT, "b", ttl=60)
 
 
 async def test_leases_are_per_account(store: Store) -> None:
-    assert await store.acquire_lease(ACCOUNT, "a", ttl=60)
-    assert await store.acquire_lease("other@reseller", "b", ttl=60)
+    assert await store.leases.acquire(ACCOUNT, "a", ttl=60)
+    assert await store.leases.acquire("other@reseller", "b", ttl=60)
 
 
 async def test_the_last_poll_is_shared(store: Store) -> None:
-    await store.ingest(ACCOUNT, [], [], 10)
-    assert await store.last_poll(ACCOUNT) is None
-    await store.record_poll(ACCOUNT)
-    assert await store.last_poll(ACCOUNT) is not None
+    await store.ledger.ingest(ACCOUNT, [], [], 10)
+    assert await store.cursors.last_poll(ACCOUNT) is None
+    await store.cursors.record_poll(ACCOUNT)
+    assert await store.cursors.last_poll(ACCOUNT) is not None
 
 
 async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) -> None:
@@ -167,8 +174,8 @@ async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) 
             )
         # ... then upgrade it.
         assert await opened.upgrade() == (1, LATEST)
-        assert (await opened.counts(ACCOUNT))["posted"] == 1  # the v1 row is kept
-        assert await opened.acquire_lease(ACCOUNT, "a", ttl=5)
+        assert (await opened.ledger.counts(ACCOUNT))["posted"] == 1  # the v1 row is kept
+        assert await opened.leases.acquire(ACCOUNT, "a", ttl=5)
     finally:
         await opened.close()
 
@@ -193,47 +200,51 @@ def test_sqlite_refuses_a_second_writer_process_with_the_fix(tmp_path: Path) -> 
 async def test_retention_forgets_old_posted_and_unrouted_but_never_what_the_cursor_rereads(
     store: Store,
 ) -> None:
-    await store.ingest(
+    await store.ledger.ingest(
         ACCOUNT, [sms("old", 100), sms("lost", 100), sms("bad", 100)], ["C1", None, "C1"], 0
     )
-    await store.mark_failed(ACCOUNT, "bad", "is_archived")
-    await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199)  # cursor 199 re-reads second 200
+    await store.ledger.mark_failed(ACCOUNT, "bad", "is_archived")
+    await store.ledger.ingest(
+        ACCOUNT, [sms("newest", 200)], ["C1"], 199
+    )  # cursor 199 re-reads second 200
     for document_id in ("old", "newest"):
-        await store.claim(ACCOUNT, document_id)
-        [row] = [r for r in await store.backlog(ACCOUNT, "C1") if r.sms.document_id == document_id]
-        await store.confirm(
+        await store.ledger.claim(ACCOUNT, document_id)
+        [row] = [
+            r for r in await store.ledger.backlog(ACCOUNT, "C1") if r.sms.document_id == document_id
+        ]
+        await store.ledger.confirm(
             ACCOUNT, row, f"{document_id}.1", ThreadKey("C1", "614", document_id), "t"
         )
-    removed, idle = await store.prune(ACCOUNT, before=time.time() + 1)
+    removed, idle = await store.ledger.prune(ACCOUNT, before=time.time() + 1)
     assert removed == 2  # "old" (posted) and "lost" (unrouted)
     assert idle == 2
-    left = {r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")}
+    left = {r.sms.document_id for r in await store.ledger.backlog(ACCOUNT, "C1")}
     assert left == set()
-    assert (await store.counts(ACCOUNT))["failed"] == 1  # kept until replayed
+    assert (await store.ledger.counts(ACCOUNT))["failed"] == 1  # kept until replayed
     # the SMS the cursor still re-reads is remembered, so it is not taken for new
-    assert await store.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199) == ([], [])
+    assert await store.ledger.ingest(ACCOUNT, [sms("newest", 200)], ["C1"], 199) == ([], [])
 
 
 async def test_replay_queues_failed_and_newly_routed_sms(store: Store) -> None:
-    await store.ingest(ACCOUNT, [sms("bad"), sms("lost")], ["C1", None], 0)
-    await store.mark_failed(ACCOUNT, "bad", "is_archived")
-    queued, left = await store.replay(
+    await store.ledger.ingest(ACCOUNT, [sms("bad"), sms("lost")], ["C1", None], 0)
+    await store.ledger.mark_failed(ACCOUNT, "bad", "is_archived")
+    queued, left = await store.ledger.replay(
         ACCOUNT, failed=True, unrouted=True, channel_for=lambda _: None
     )
     assert (queued, left) == (1, 1)
-    queued, left = await store.replay(
+    queued, left = await store.ledger.replay(
         ACCOUNT, failed=True, unrouted=True, channel_for=lambda _: "C2"
     )
     assert (queued, left) == (1, 0)
-    assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")} == {"bad"}
-    assert {r.sms.document_id for r in await store.backlog(ACCOUNT, "C2")} == {"lost"}
+    assert {r.sms.document_id for r in await store.ledger.backlog(ACCOUNT, "C1")} == {"bad"}
+    assert {r.sms.document_id for r in await store.ledger.backlog(ACCOUNT, "C2")} == {"lost"}
 
 
 async def test_invalid_records_are_kept_once_with_raw_json_and_reason(store: Store) -> None:
     bad = read_message({"from": "61", "documentId": "x" * 500, "timestamp": 7})
     assert isinstance(bad, InvalidSms)
-    _, first = await store.ingest(ACCOUNT, [sms("a")], ["C1"], 10, [bad])
-    _, again = await store.ingest(ACCOUNT, [], [], 10, [bad])  # the gateway sends it again
+    _, first = await store.ledger.ingest(ACCOUNT, [sms("a")], ["C1"], 10, [bad])
+    _, again = await store.ledger.ingest(ACCOUNT, [], [], 10, [bad])  # the gateway sends it again
     assert (first, again) == ([bad], [])
-    assert (await store.counts(ACCOUNT))["invalid"] == 1
-    assert [r.sms.document_id for r in await store.backlog(ACCOUNT, "C1")] == ["a"]
+    assert (await store.ledger.counts(ACCOUNT))["invalid"] == 1
+    assert [r.sms.document_id for r in await store.ledger.backlog(ACCOUNT, "C1")] == ["a"]

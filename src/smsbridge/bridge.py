@@ -47,13 +47,13 @@ class Lane:
         name = self.account.name
         return Status(
             account=name,
-            last_success=await store.last_poll(name),
+            last_success=await store.cursors.last_poll(name),
             last_error=self.poller.last_error,
-            cursor=await store.cursor(name),
-            bridged_today=await store.posted_since(name, start_of_utc_day(time.time())),
-            counts=await store.counts(name),
+            cursor=await store.cursors.get(name),
+            bridged_today=await store.ledger.posted_since(name, start_of_utc_day(time.time())),
+            counts=await store.ledger.counts(name),
             slack_error=self.delivery.last_error,
-            polled_by=await store.lease_holder(name),
+            polled_by=await store.leases.holder(name),
         )
 
 
@@ -135,7 +135,7 @@ class Bridge:
             if not lane.keeper.held:
                 continue
             try:
-                removed, idle = await self.store.prune(
+                removed, idle = await self.store.ledger.prune(
                     lane.account.name, time.time() - days * 86400
                 )
             except Exception as error:  # retried at the next run of the job

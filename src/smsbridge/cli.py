@@ -184,7 +184,7 @@ def replay(
         try:
             await store.upgrade()
             for account in settings.provider_accounts:
-                done, remaining = await store.replay(
+                done, remaining = await store.ledger.replay(
                     account.name, failed=failed, unrouted=unrouted, channel_for=account.channel_for
                 )
                 queued, left = queued + done, left + remaining

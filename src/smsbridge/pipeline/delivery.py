@@ -27,7 +27,8 @@ from smsbridge.models import ThreadKey
 from smsbridge.slack.poster import LookupIncomplete, SlackPoster
 from smsbridge.slack.render import SlackMessage, render
 from smsbridge.stopping import Stopped, StopSignal
-from smsbridge.store.store import POSTING, LedgerRow, Store
+from smsbridge.store.ledger import POSTING, LedgerRow
+from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,9 @@ class Delivery:
         if self._stop.is_set() or not self._may_deliver():
             return
         self._metrics.backlog.labels(self._account).set(
-            await self._store.backlog_size(self._account)
+            await self._store.ledger.backlog_size(self._account)
         )
-        for channel in await self._store.backlog_channels(self._account):
+        for channel in await self._store.ledger.backlog_channels(self._account):
             self._dirty.add(channel)
             worker = self._workers.get(channel)
             if worker is None or worker.done():
@@ -111,7 +112,7 @@ class Delivery:
 
     async def _work(self, channel: str) -> None:
         try:
-            total = await self._store.backlog_size(self._account, channel)
+            total = await self._store.ledger.backlog_size(self._account, channel)
             catch_up = total >= CATCH_UP_NOTICE_AT
             if catch_up:
                 await self._announce_catch_up(channel, total)
@@ -120,7 +121,7 @@ class Delivery:
             done = 0
             while not self._stop.is_set():
                 self._dirty.discard(channel)
-                rows = await self._store.backlog(self._account, channel)
+                rows = await self._store.ledger.backlog(self._account, channel)
                 if not rows:
                     if channel in self._dirty:
                         continue
@@ -180,7 +181,9 @@ class Delivery:
         # an alert inside a thread also shows in the channel, where on-call people look
         broadcast = bool(alert and alert.reply_broadcast)
         if row.state != POSTING:
-            claimed_at = await self._store.claim(self._account, row.sms.document_id, self._holder)
+            claimed_at = await self._store.ledger.claim(
+                self._account, row.sms.document_id, self._holder
+            )
             if claimed_at is None:
                 return  # someone else has it
             row = replace(row, claimed_at=claimed_at, claimed_by=self._holder)
@@ -210,7 +213,7 @@ class Delivery:
                 return
 
     async def _fail(self, row: LedgerRow, reason: str) -> None:
-        await self._store.mark_failed(self._account, row.sms.document_id, reason)
+        await self._store.ledger.mark_failed(self._account, row.sms.document_id, reason)
         self._metrics.failed.labels(self._account).inc()
         log.error(
             "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
@@ -223,7 +226,7 @@ class Delivery:
         """One attempt: find the thread, check Slack first if the row is in doubt, post."""
         sms = row.sms
         key = ThreadKey(row.channel, sms.sender, sms.origin_document_id or "")
-        thread = await self._store.thread(self._account, key)
+        thread = await self._store.threads.get(self._account, key)
         thread_ts: str | None = None
         if thread is not None and (
             key.origin or sms.timestamp - thread.last_sms_timestamp <= self._idle_seconds
@@ -249,12 +252,12 @@ class Delivery:
                 found = None
             if found is not None:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
-                await self._store.confirm(self._account, row, found, key, thread_ts or found)
+                await self._store.ledger.confirm(self._account, row, found, key, thread_ts or found)
                 return
         ts = await self._poster.post(
             row.channel, message, thread_ts, reply_broadcast=broadcast and thread_ts is not None
         )
-        await self._store.confirm(self._account, row, ts, key, thread_ts or ts)
+        await self._store.ledger.confirm(self._account, row, ts, key, thread_ts or ts)
         self.last_error = None
         self._metrics.bridged.labels(self._account).inc()
         self._metrics.lag.labels(self._account).observe(max(0.0, time.time() - sms.timestamp))

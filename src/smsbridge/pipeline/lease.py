@@ -55,7 +55,7 @@ class LeaseKeeper:
     async def renew(self) -> bool:
         """Take or renew the lease once; on gaining it, recover and deliver what is waiting."""
         try:
-            held = await self._store.acquire_lease(self._account, self.holder, self._ttl)
+            held = await self._store.leases.acquire(self._account, self.holder, self._ttl)
         except Exception as error:  # the database is busy or unreachable
             held = self._renewal_failed(error)
         else:
@@ -119,6 +119,6 @@ class LeaseKeeper:
             return
         self.held = False
         try:
-            await self._store.release_lease(self._account, self.holder)
+            await self._store.leases.release(self._account, self.holder)
         except Exception as error:
             log.warning("could not release the polling lease (%s); it expires by itself", error)

@@ -92,7 +92,7 @@ class Poller:
         """None when some replica polled this account within the last three intervals; else
         why not, as one of a fixed set of words (the answer is public)."""
         try:
-            last = await self._store.last_poll(self._account)
+            last = await self._store.cursors.last_poll(self._account)
         except Exception:
             return "database_unavailable"
         if last is not None and self._clock() - last <= 3 * self._interval:
@@ -140,7 +140,7 @@ class Poller:
         self._backoff.reset()
         self.last_error = self.last_cause = None
         self.last_success = self._clock()
-        await self._store.record_poll(self._account)
+        await self._store.cursors.record_poll(self._account)
         self._metrics.polls.labels(self._account).inc()
         log.info(
             "poll: %d new SMS (%d unrouted, %d invalid) in %d page(s)",
@@ -178,7 +178,7 @@ class Poller:
 
     async def poll_once(self) -> CycleReport:
         """Read every page the cursor rules ask for into the ledger, then wake delivery."""
-        since = await self._store.cursor(self._account)
+        since = await self._store.cursors.get(self._account)
         if since is None:
             since = initial_since(int(self._clock()), self._lookback)
             log.info("first start: reading SMS from the last %d seconds", self._lookback)
@@ -194,7 +194,7 @@ class Poller:
         ):
             report.pages += 1
             channels = [self._channel_for(sms.recipient) for sms in page.messages]
-            fresh, fresh_invalid = await self._store.ingest(
+            fresh, fresh_invalid = await self._store.ledger.ingest(
                 self._account, page.messages, channels, step.next_since, page.invalid
             )
             report.fetched += page.size

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from smsbridge.config import Account
 from smsbridge.models import PAGE_SIZE, InboundSms
 from smsbridge.provider.paging import PageFetcher, walk_pages
-from smsbridge.store.store import PostRef, Store
+from smsbridge.store.ledger import PostRef
+from smsbridge.store.store import Store
 
 MAX_PAGES = 50  # a history answer is a look, not an export
 MAX_SCANNED = MAX_PAGES * PAGE_SIZE  # 5,000 SMS
@@ -60,7 +61,7 @@ async def query_history(
     posts: dict[str, dict[str, PostRef]] = {}
     for account, _ in sources:
         ids = [sms.document_id for owner, sms in shown if owner is account]
-        posts[account.name] = await store.posts(account.name, ids) if ids else {}
+        posts[account.name] = await store.ledger.posts(account.name, ids) if ids else {}
     return HistoryResult(
         since=since,
         matched=len(found),

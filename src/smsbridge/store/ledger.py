@@ -1,0 +1,332 @@
+"""The delivery ledger: one row per inbound SMS (or unreadable record), written before the
+cursor moves past it, and the state of its post.
+
+    pending -> posting (claimed: a post may be in flight) -> posted | failed
+    unrouted: no route matched its recipient; invalid: not a readable SMS (raw JSON kept)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsbridge.models import InboundSms, InvalidSms, ThreadKey
+from smsbridge.store.cursors import Cursors
+from smsbridge.store.schema import ledger
+from smsbridge.store.threads import Threads
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    POSTING = "posting"
+    POSTED = "posted"
+    FAILED = "failed"
+    UNROUTED = "unrouted"
+    INVALID = "invalid"
+
+
+PENDING, POSTING, POSTED = State.PENDING, State.POSTING, State.POSTED
+FAILED, UNROUTED, INVALID = State.FAILED, State.UNROUTED, State.INVALID
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    seq: int
+    state: str
+    channel: str
+    sms: InboundSms
+    claimed_at: float | None
+    claimed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostRef:
+    channel: str
+    ts: str
+    thread_ts: str
+
+    def permalink(self, workspace_url: str) -> str:
+        """A link that opens the message (in its thread, for a reply)."""
+        link = f"{workspace_url.rstrip('/')}/archives/{self.channel}/p{self.ts.replace('.', '')}"
+        if self.thread_ts != self.ts:
+            link += f"?thread_ts={self.thread_ts}&cid={self.channel}"
+        return link
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine, cursors: Cursors, threads: Threads) -> None:
+        self._engine = engine
+        self._cursors = cursors  # the ledger moves the cursor in its own transactions
+        self._threads = threads  # and remembers threads when it confirms a post
+        # The "insert unless present" that dedupes SMS by documentId is dialect-specific.
+        self._insert_unless_present = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    async def ingest(
+        self,
+        account: str,
+        messages: Sequence[InboundSms],
+        channels: Sequence[str | None],
+        next_since: int,
+        invalid: Sequence[InvalidSms] = (),
+    ) -> tuple[list[InboundSms], list[InvalidSms]]:
+        """Record new SMS (and invalid records) and move the cursor, in one transaction.
+
+        Returns the SMS and the invalid records that were new. The cursor moves only together
+        with the rows it moves past, so a crash between the two cannot lose a message.
+        """
+        fresh: list[InboundSms] = []
+        fresh_invalid: list[InvalidSms] = []
+        now = time.time()
+        async with self._engine.begin() as conn:
+            for bad in invalid:
+                result = await conn.execute(
+                    self._insert_unless_present(ledger)
+                    .values(
+                        account=account,
+                        document_id=bad.key,
+                        state=INVALID,
+                        sender="",
+                        sms_timestamp=bad.timestamp or 0,
+                        text=bad.raw,
+                        reason=bad.reason,
+                        received_at=now,
+                        done_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["account", "document_id"])
+                )
+                if result.rowcount:
+                    fresh_invalid.append(bad)
+            for sms, channel in zip(messages, channels, strict=True):
+                statement = (
+                    self._insert_unless_present(ledger)
+                    .values(
+                        account=account,
+                        document_id=sms.document_id,
+                        state=PENDING if channel else UNROUTED,
+                        channel=channel,
+                        sender=sms.sender,
+                        recipient=sms.recipient,
+                        origin_document_id=sms.origin_document_id,
+                        sms_timestamp=sms.timestamp,
+                        text=sms.text,
+                        received_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["account", "document_id"])
+                )
+                result = await conn.execute(statement)
+                if result.rowcount:
+                    fresh.append(sms)
+            await self._cursors.advance(conn, account, next_since)
+        return fresh, fresh_invalid
+
+    async def backlog_channels(self, account: str) -> list[str]:
+        """Channels with SMS waiting to be posted (or whose post is in doubt)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.channel)
+                .where(ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING)))
+                .distinct()
+            )
+            return sorted(row[0] for row in rows)
+
+    async def backlog_size(self, account: str, channel: str | None = None) -> int:
+        """How many SMS wait to be posted (or have a post in doubt), in all or one channel."""
+        where = [ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))]
+        if channel is not None:
+            where.append(ledger.c.channel == channel)
+        async with self._engine.connect() as conn:
+            count = await conn.execute(select(func.count()).where(*where))
+            return int(count.scalar_one())
+
+    async def backlog(self, account: str, channel: str, limit: int = 50) -> list[LedgerRow]:
+        """The oldest SMS waiting for `channel`, in arrival order."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger)
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.channel == channel,
+                    ledger.c.state.in_((PENDING, POSTING)),
+                )
+                .order_by(ledger.c.seq)
+                .limit(limit)
+            )
+            return [_ledger_row(row._mapping) for row in rows]
+
+    async def claim(self, account: str, document_id: str, holder: str = "") -> float | None:
+        """pending -> posting. Returns the claim time, or None if the row was not pending.
+
+        The conditional update is the guard against two replicas ever posting the same SMS:
+        only one of them can move the row out of `pending`.
+        """
+        now = time.time()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(ledger)
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.document_id == document_id,
+                    ledger.c.state == PENDING,
+                )
+                .values(state=POSTING, claimed_at=now, claimed_by=holder)
+            )
+            return now if result.rowcount == 1 else None
+
+    async def confirm(
+        self, account: str, row: LedgerRow, slack_ts: str, key: ThreadKey, thread_ts: str
+    ) -> None:
+        """posting -> posted, and remember the thread, in one transaction."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.account == account, ledger.c.document_id == row.sms.document_id)
+                .values(state=POSTED, slack_ts=slack_ts, thread_ts=thread_ts, done_at=time.time())
+            )
+            await self._threads.remember(conn, account, key, thread_ts, row.sms.timestamp)
+
+    async def mark_failed(self, account: str, document_id: str, reason: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.account == account, ledger.c.document_id == document_id)
+                .values(state=FAILED, reason=reason, done_at=time.time())
+            )
+
+    async def counts(self, account: str) -> dict[str, int]:
+        """Ledger rows per state."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.state, func.count())
+                .where(ledger.c.account == account)
+                .group_by(ledger.c.state)
+            )
+            found = {state: count for state, count in rows}
+            return {state.value: found.get(state, 0) for state in State}
+
+    async def posts(self, account: str, document_ids: Sequence[str]) -> dict[str, PostRef]:
+        """Where each of these SMS was posted in Slack, for those that were."""
+        found: dict[str, PostRef] = {}
+        async with self._engine.connect() as conn:
+            for start in range(0, len(document_ids), 500):  # keep IN (...) lists modest
+                rows = await conn.execute(
+                    select(
+                        ledger.c.document_id,
+                        ledger.c.channel,
+                        ledger.c.slack_ts,
+                        ledger.c.thread_ts,
+                    ).where(
+                        ledger.c.account == account,
+                        ledger.c.state == POSTED,
+                        ledger.c.document_id.in_(document_ids[start : start + 500]),
+                    )
+                )
+                for row in rows:
+                    found[row.document_id] = PostRef(row.channel, row.slack_ts, row.thread_ts)
+        return found
+
+    async def posted_since(self, account: str, moment: float) -> int:
+        """How many SMS were posted to Slack since `moment` (epoch seconds)."""
+        async with self._engine.connect() as conn:
+            count = await conn.execute(
+                select(func.count()).where(
+                    ledger.c.account == account,
+                    ledger.c.state == POSTED,
+                    ledger.c.done_at >= moment,
+                )
+            )
+            return int(count.scalar_one())
+
+    async def prune(self, account: str, before: float) -> tuple[int, int]:
+        """Forget posted, unrouted and invalid SMS received before `before`, and idle threads.
+
+        Returns (SMS, threads) removed. Failed SMS are kept until replayed. Only SMS older than
+        the cursor go: the cursor re-reads its newest second on every poll, so an SMS at or
+        after it must stay in the ledger to be recognised; anything before it can never be
+        fetched again, so forgetting it cannot cause a second post.
+        """
+        async with self._engine.begin() as conn:
+            since = await self._cursors.since_in(conn, account)
+            if since is None:
+                return 0, 0
+            removed = await conn.execute(
+                delete(ledger).where(
+                    ledger.c.account == account,
+                    ledger.c.state.in_((POSTED, UNROUTED, INVALID)),
+                    ledger.c.received_at < before,
+                    ledger.c.sms_timestamp < since,
+                )
+            )
+            idle = await self._threads.forget_idle(conn, account, before)
+            return removed.rowcount, idle
+
+    async def replay(
+        self,
+        account: str,
+        *,
+        failed: bool,
+        unrouted: bool,
+        channel_for: Callable[[str | None], str | None],
+    ) -> tuple[int, int]:
+        """Queue failed SMS (and unrouted ones that now have a route) to be posted again.
+
+        Returns (queued, still unrouted).
+        """
+        queued = still_unrouted = 0
+        async with self._engine.begin() as conn:
+            if failed:
+                result = await conn.execute(
+                    update(ledger)
+                    .where(ledger.c.account == account, ledger.c.state == FAILED)
+                    .values(
+                        state=PENDING, reason=None, claimed_at=None, claimed_by=None, done_at=None
+                    )
+                )
+                queued += result.rowcount
+            if unrouted:
+                rows = await conn.execute(
+                    select(ledger.c.seq, ledger.c.recipient).where(
+                        ledger.c.account == account, ledger.c.state == UNROUTED
+                    )
+                )
+                for seq, recipient in rows.all():
+                    channel = channel_for(recipient)
+                    if channel is None:
+                        still_unrouted += 1
+                        continue
+                    await conn.execute(
+                        update(ledger)
+                        .where(ledger.c.seq == seq)
+                        .values(state=PENDING, channel=channel)
+                    )
+                    queued += 1
+        return queued, still_unrouted
+
+
+def _ledger_row(mapping: Any) -> LedgerRow:
+    # Built without validation: the row was read from the gateway once, and a rule tightened
+    # since (a bound on stamps, ids) must not make a stored SMS unreadable and stall its channel.
+    sms = InboundSms.model_construct(
+        sender=mapping["sender"],
+        recipient=mapping["recipient"],
+        document_id=mapping["document_id"],
+        origin_document_id=mapping["origin_document_id"],
+        timestamp=mapping["sms_timestamp"],
+        text=mapping["text"],
+    )
+    return LedgerRow(
+        seq=mapping["seq"],
+        state=mapping["state"],
+        channel=mapping["channel"],
+        sms=sms,
+        claimed_at=mapping["claimed_at"],
+        claimed_by=mapping["claimed_by"],
+    )
