@@ -1,4 +1,4 @@
-"""What `/sms` answers, as Slack messages (text + blocks). Pure.
+"""What `/sms` answers, as Slack messages (text + blocks): all of its wording lives here. Pure.
 
 SMS content is escaped exactly as in bridged messages; only our own markup (dates, links,
 bold) is live.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from smsbridge.errors import ProviderRejectedError, ProviderTransientError
 from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, slack_date
 from smsbridge.slash.arguments import MAX_LIMIT
 from smsbridge.slash.history import MAX_SCANNED, HistoryResult
@@ -63,6 +64,46 @@ def help_answer(problem: str | None = None) -> Answer:
 def notice(text: str) -> Answer:
     """A one-line answer: access refused, rate limit, provider trouble."""
     return Answer(text=text, blocks=[_section(text)])
+
+
+def our_failure() -> Answer:
+    return notice(":x: Something went wrong on our side; the details are in the bridge's log.")
+
+
+def rate_limited(per_minute: int, wait: int) -> Answer:
+    return notice(
+        f":hourglass: You have used `/sms` {per_minute} times in the last minute. "
+        f"Please try again in {wait} seconds."
+    )
+
+
+def not_here(routed_channels: list[str], has_allow_list: bool) -> Answer:
+    """History and status refused outside the channels that receive SMS."""
+    where = ", ".join(f"<#{channel}>" for channel in routed_channels)
+    return notice(
+        ":lock: `/sms history` and `/sms status` show phone numbers, SMS texts and the "
+        f"bridge's state, so `/sms` answers only in channels that receive SMS ({where})"
+        + (" or to the people listed by the bridge's admin." if has_allow_list else ".")
+    )
+
+
+def provider_refused(error: ProviderRejectedError) -> Answer:
+    what = (
+        "rejected our credentials"
+        if error.status in (3, 200)
+        else f"refused the request: {error.meaning}"
+    )
+    return notice(
+        f":x: The SMS provider {what} (status {error.status}), so history is unavailable. "
+        f"The bridge's admin can fix this: {error.fix}"
+    )
+
+
+def provider_unavailable(error: ProviderTransientError) -> Answer:
+    return notice(
+        f":x: The SMS provider is not answering properly right now ({escape(str(error))}). "
+        "Please try again in a minute."
+    )
 
 
 def history_answer(

@@ -28,7 +28,11 @@ from smsbridge.slash.answers import (
     Status,
     help_answer,
     history_answer,
-    notice,
+    not_here,
+    our_failure,
+    provider_refused,
+    provider_unavailable,
+    rate_limited,
     status_answer,
 )
 from smsbridge.slash.arguments import (
@@ -71,9 +75,7 @@ class SmsCommand:
             return await self._answer(command)
         except Exception:
             log.exception("/sms failed")
-            return notice(
-                ":x: Something went wrong on our side; the details are in the bridge's log."
-            )
+            return our_failure()
 
     async def _answer(self, command: Mapping[str, Any]) -> Answer:
         parsed = parse_command(str(command.get("text") or ""), self._settings.default_region)
@@ -82,10 +84,7 @@ class SmsCommand:
         user = str(command.get("user_id") or "")
         if not self._limiter.allow(user):
             wait = max(1, round(self._limiter.retry_in(user)))
-            return notice(
-                f":hourglass: You have used `/sms` {self._settings.history_rate_limit} times "
-                f"in the last minute. Please try again in {wait} seconds."
-            )
+            return rate_limited(self._settings.history_rate_limit, wait)
         # History and status share one access rule: both show what the bridge carries.
         scope = self._scope(user, str(command.get("channel_id") or ""))
         if isinstance(scope, Answer):
@@ -110,16 +109,7 @@ class SmsCommand:
             return None, self._sources
         if channel in settings.routed_channels:
             return channel, [(a, f) for a, f in self._sources if channel in a.routes.values()]
-        where = ", ".join(f"<#{c}>" for c in settings.routed_channels)
-        return notice(
-            ":lock: `/sms history` and `/sms status` show phone numbers, SMS texts and the "
-            f"bridge's state, so `/sms` answers only in channels that receive SMS ({where})"
-            + (
-                " or to the people listed by the bridge's admin."
-                if settings.history_allowed_users
-                else "."
-            )
-        )
+        return not_here(settings.routed_channels, bool(settings.history_allowed_users))
 
     async def _history(
         self,
@@ -147,20 +137,9 @@ class SmsCommand:
                 sources, self._store, since=since, keep=keep, limit=args.limit
             )
         except ProviderRejectedError as error:
-            what = (
-                "rejected our credentials"
-                if error.status in (3, 200)
-                else f"refused the request: {error.meaning}"
-            )
-            return notice(
-                f":x: The SMS provider {what} (status {error.status}), so history is unavailable. "
-                f"The bridge's admin can fix this: {error.fix}"
-            )
+            return provider_refused(error)
         except ProviderTransientError as error:
-            return notice(
-                f":x: The SMS provider is not answering properly right now ({error}). "
-                "Please try again in a minute."
-            )
+            return provider_unavailable(error)
         return history_answer(
             result,
             sender=args.sender,
