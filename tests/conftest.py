@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,17 +92,38 @@ class MakeSettings(Protocol):
 
 class MakeHarness(Protocol):
     async def __call__(
-        self, progress: CatchUpProgress | None = None, **overrides: Any
+        self,
+        progress: CatchUpProgress | None = None,
+        clock: Callable[[], float] = ...,
+        **overrides: Any,
     ) -> Harness: ...
+
+
+class FakeClock:
+    """A clock that moves only when told: backoffs and retry periods without waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Harness:
     """A bridge in this event loop, driven one poll cycle at a time."""
 
-    def __init__(self, settings: Settings, progress: CatchUpProgress | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        progress: CatchUpProgress | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.stop = StopSignal()
         self.fatal: list[Exception] = []
-        self.bridge = Bridge.build(settings, self.stop, self.fatal.append, progress)
+        self.bridge = Bridge.build(settings, self.stop, self.fatal.append, progress, clock)
 
     @property
     def lane(self) -> Lane:
@@ -132,8 +154,12 @@ class Harness:
 async def make_harness(make_settings: Any) -> AsyncIterator[Any]:
     harnesses: list[Harness] = []
 
-    async def build(progress: CatchUpProgress | None = None, **overrides: Any) -> Harness:
-        harness = Harness(make_settings(**overrides), progress)
+    async def build(
+        progress: CatchUpProgress | None = None,
+        clock: Callable[[], float] = time.time,
+        **overrides: Any,
+    ) -> Harness:
+        harness = Harness(make_settings(**overrides), progress, clock)
         await harness.bridge.start()
         harnesses.append(harness)
         return harness

@@ -11,7 +11,19 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, MakeHarness, MakeSettings, Served
+from conftest import (
+    INBOX,
+    OPS,
+    OPS_LINE,
+    OTHER_LINE,
+    PASSWORD,
+    USERNAME,
+    FakeClock,
+    MakeHarness,
+    MakeSettings,
+    Served,
+)
+from smsbridge.config import ProviderSettings
 from smsbridge.errors import SlackAuthError
 from smsbridge.sim.provider import Fault
 
@@ -171,14 +183,17 @@ async def test_the_escaped_text_is_what_slack_receives(
 async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
     served: Served, make_harness: MakeHarness, fault: Fault
 ) -> None:
-    harness = await make_harness()
+    # A one-second deadline for a page: a dripped page of ~300 bytes would need 15 s.
+    provider = ProviderSettings(
+        url=served.provider_url, username=USERNAME, password=SecretStr(PASSWORD), timeout=1.0
+    )
+    harness = await make_harness(provider=provider)
     served.provider.add(ALICE, "before the fault")
     await harness.cycle()
     cursor = await harness.bridge.store.cursors.get(harness.account)
     served.provider.add(ALICE, "during the fault")
     served.provider.slow_seconds = 0.2
     served.provider.drip_seconds = 0.05
-    harness.lane.provider._deadline = 1.0  # a dripped page of ~300 bytes needs 15 s
     served.provider.inject(fault)
     poller = harness.lane.poller
     await poller.poll_once() if fault in (
@@ -191,26 +206,27 @@ async def test_a_provider_fault_moves_no_cursor_and_loses_nothing(
         assert counts["pending"] + counts["posting"] + counts["posted"] == 2
     else:  # refused: the cursor did not move at all, so the SMS during the fault is still ahead
         assert after == cursor
-    poller._not_before = 0  # skip the backoff wait: the next scheduled run, now
-    await harness.cycle()
+    await poller.poll_once()  # the next cycle now, without waiting out the backoff
+    await harness.lane.delivery.idle()
     assert posted_texts(served, OPS) == ["before the fault", "during the fault"]
 
 
 async def test_transient_failures_back_off_exponentially(
     served: Served, make_harness: MakeHarness
 ) -> None:
-    harness = await make_harness(poll_interval=1.0)
+    clock = FakeClock()
+    harness = await make_harness(poll_interval=1.0, clock=clock)
     poller = harness.lane.poller
-    poller._backoff.rand = lambda: 1.0  # the top of the jitter range, to read the growth
-    clock = [1000.0]
-    poller._clock = lambda: clock[0]
     served.provider.inject(Fault.HTTP_503, times=3)
     gaps = []
     for _ in range(3):
         await poller.run_job()
-        gaps.append(poller._not_before - clock[0])
-        clock[0] = poller._not_before
-    assert gaps == [1.0, 2.0, 4.0]
+        gaps.append(poller.next_attempt_at - clock())
+        clock.now = poller.next_attempt_at
+    # Full jitter between the interval and interval * 2^n (the growth itself: test_backoff.py)
+    assert gaps[0] == 1.0
+    assert 1.0 <= gaps[1] <= 2.0
+    assert 1.0 <= gaps[2] <= 4.0
     assert len(served.provider.requests) == 3  # the gate held: no request inside a backoff
     await poller.run_job()
     assert poller.last_error is None
@@ -224,16 +240,15 @@ async def test_a_rejection_is_logged_once_and_retried_slowly(
 ) -> None:
     from smsbridge.sim.provider import Account
 
-    harness = await make_harness()
+    clock = FakeClock()
+    harness = await make_harness(clock=clock)
     poller = harness.lane.poller
     served.provider.accounts["demo@reseller"] = Account("another password")
-    clock = [1000.0]
-    poller._clock = lambda: clock[0]
     with caplog.at_level(logging.ERROR):
         for _ in range(4):
             await poller.run_job()
-            clock[0] += 1  # the scheduler fires every interval ...
-        clock[0] += 300  # ... and after the slow retry period it asks again
+            clock.advance(1)  # the scheduler fires every interval ...
+        clock.advance(300)  # ... and after the slow retry period it asks again
         await poller.run_job()
     errors = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
     assert len(errors) == 1

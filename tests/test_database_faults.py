@@ -50,10 +50,10 @@ async def test_a_failed_statement_does_not_carry_its_values(tmp_path: Path) -> N
         "received_at": 1.0,
     }
     try:
-        async with store._engine.begin() as conn:
+        async with store.engine.begin() as conn:
             await conn.execute(ledger.insert().values(**row))
         with pytest.raises(IntegrityError) as caught:
-            async with store._engine.begin() as conn:
+            async with store.engine.begin() as conn:
                 await conn.execute(ledger.insert().values(**row))
     finally:
         await store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import OPS, USERNAME, MakeHarness, Served
+from conftest import OPS, USERNAME, FakeClock, MakeHarness, Served
 from processes import bridge_env, finish, smsbridge, wait_ready
 from smsbridge.sim.provider import Account, Fault
 
@@ -55,19 +55,19 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
 
 
 async def test_errors_are_counted_by_cause(served: Served, make_harness: MakeHarness) -> None:
-    harness = await make_harness()
-    poller, metrics = harness.lane.poller, harness.bridge.metrics
+    clock = FakeClock()
+    harness = await make_harness(clock=clock)
+    metrics = harness.bridge.metrics
     for fault in (Fault.HTTP_503, Fault.MALFORMED_JSON):
         served.provider.inject(fault)
-        poller._not_before = 0
         await harness.cycle()
+        clock.advance(3600)  # past any backoff
     served.provider.accounts[USERNAME] = Account("wrong now")
-    poller._not_before = 0
     await harness.cycle()
+    clock.advance(3600)
     served.provider.accounts[USERNAME] = Account("demo password & more")
     served.slack.force("chat.postMessage", channel=OPS, status=429, retry_after=1)
     served.provider.add(ALICE, "throttled once")
-    poller._not_before = 0
     await harness.cycle()
     values = samples(metrics.exposition().decode())
     for cause in ("transient", "malformed", "rejected"):

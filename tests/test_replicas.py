@@ -124,7 +124,7 @@ async def test_two_replicas_killed_at_random_deliver_every_sms_exactly_once(
     assert Counter(served.slack.document_ids()) == Counter(expected)  # zero loss, zero duplicates
     store = Store.open(postgres_database)
     try:
-        async with store._engine.connect() as conn:
+        async with store.engine.connect() as conn:
             claimers = (await conn.execute(select(ledger.c.claimed_by).distinct())).scalars().all()
     finally:
         await store.close()

@@ -171,7 +171,7 @@ async def in_doubt_while_slack_pages_forever(
     served.slack.endless_cursor = True
     sms = InboundSms(sender=ALICE, document_id="d1", timestamp=int(time.time()), text="died")
     await harness.bridge.store.ledger.ingest(harness.account, [sms], [OPS], 0)
-    async with harness.bridge.store._engine.begin() as conn:
+    async with harness.bridge.store.engine.begin() as conn:
         await conn.execute(
             update(ledger)
             .where(ledger.c.document_id == sms.document_id)

@@ -112,7 +112,7 @@ async def test_upgrade_is_idempotent(store: Store) -> None:
 
 
 async def test_a_database_newer_than_the_code_is_refused(store: Store) -> None:
-    async with store._engine.begin() as conn:
+    async with store.engine.begin() as conn:
         await conn.execute(update(schema_version).values(version=LATEST + 1))
     with pytest.raises(StoreError, match="newer than this smsbridge"):
         await store.upgrade()
@@ -156,7 +156,7 @@ async def test_upgrading_a_version_1_database_keeps_its_data(database_url: str) 
     opened = Store.open(database_url)
     try:
         # Bring a fresh database to version 1 only, as the first release left it ...
-        async with opened._engine.begin() as conn:
+        async with opened.engine.begin() as conn:
             await conn.run_sync(lambda sync: schema.schema_version.create(sync))
             await conn.execute(schema.schema_version.insert().values(version=1))
             await schema.UPGRADES[0](conn)

@@ -89,7 +89,9 @@ class Bridge:
         stop: StopSignal,
         on_fatal: Callable[[Exception], None],
         progress: CatchUpProgress | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Bridge:
+        """`clock`: the pollers' clock (backoff, readiness, the present); tests pass their own."""
         store = Store.open(settings.database_url)
         slack = make_client(
             settings.slack.bot_token.get_secret_value(),
@@ -106,7 +108,9 @@ class Bridge:
         )
         holder = replica_id()
         lanes = [
-            _lane(settings, account, store, poster, metrics, holder, stop, on_fatal, progress)
+            _lane(
+                settings, account, store, poster, metrics, holder, stop, on_fatal, progress, clock
+            )
             for account in settings.provider_accounts
         ]
         return cls(settings, store, slack, metrics, lanes)
@@ -177,6 +181,7 @@ def _lane(
     stop: StopSignal,
     on_fatal: Callable[[Exception], None],
     progress: CatchUpProgress | None,
+    clock: Callable[[], float],
 ) -> Lane:
     provider = ProviderClient.for_account(account.provider)
     keeper = LeaseKeeper(store, account.name, holder, settings.poll_interval, stop)
@@ -206,6 +211,7 @@ def _lane(
         rejected_retry=settings.rejected_retry,
         may_poll=keeper.holds,
         metrics=metrics,
+        clock=clock,
     )
     keeper.when_gained(delivery.kick)
     return Lane(account, provider, delivery, poller, keeper)

@@ -78,6 +78,11 @@ class Poller:
         self.last_cause: str | None = None  # a fixed word, safe on the public /readyz
         self._current: asyncio.Task[None] | None = None
 
+    @property
+    def next_attempt_at(self) -> float:
+        """When the scheduled job polls again at the earliest (after a backoff), on its clock."""
+        return self._not_before
+
     async def halt(self, grace: float = 5.0) -> None:
         """Let a cycle in flight finish (briefly), else cancel it: its work is transactional."""
         task = self._current

@@ -72,6 +72,11 @@ class Store:
         return cls(engine)
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The engine itself, for what no table class offers (tests that write old rows)."""
+        return self._engine
+
+    @property
     def shown_url(self) -> str:
         """The database URL as it may be shown: password hidden."""
         return hide_password(self._engine.url.render_as_string(hide_password=False))
