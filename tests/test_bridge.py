@@ -23,7 +23,7 @@ from conftest import (
     MakeSettings,
     Served,
 )
-from smsbridge.config import ProviderSettings
+from smsbridge.config import ProviderSettings, SlackSettings
 from smsbridge.errors import SlackAuthError
 from smsbridge.sim.provider import Fault
 
@@ -487,7 +487,6 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
 async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
     served: Served, make_harness: MakeHarness
 ) -> None:
-    from smsbridge.config import SlackSettings
 
     served.slack.post_interval = 0.2  # the stand-in's limit
     settings_slack = SlackSettings(
@@ -530,12 +529,22 @@ async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(
     assert len(served.slack.document_ids()) == 22
 
 
+@pytest.mark.postgres
 async def test_a_retry_after_a_5xx_checks_slack_at_once_not_after_the_replica_grace(
     served: Served,
     make_harness: MakeHarness,
+    postgres_database: str,
 ) -> None:
-    harness = await make_harness()
-    harness.lane.delivery._grace = 3600.0  # as on PostgreSQL, with an absurd grace
+    # On PostgreSQL another replica's claim gets a grace (the Slack timeout + 5 s, here 65 s)
+    # before it counts as in doubt.
+    slack = SlackSettings(
+        bot_token=SecretStr(served.slack.token),
+        signing_secret=SecretStr("s"),
+        api_url=f"{served.slack_url}/api/",
+        post_interval=0,
+        timeout=60,
+    )
+    harness = await make_harness(database_url=postgres_database, slack=slack)
     served.slack.force("chat.postMessage", status=500, after_effect=True)
     served.provider.add(ALICE, "answer lost once")
     # Our own claim is not another replica's: the retry must not wait out the grace.

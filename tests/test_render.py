@@ -13,6 +13,7 @@ from smsbridge.slack.render import (
     BLOCK_LIMIT,
     MAX_TEXT,
     SECTION_LIMIT,
+    SlackMessage,
     escape,
     format_number,
     render,
@@ -33,9 +34,9 @@ def sms(text: str, **fields: object) -> InboundSms:
     return InboundSms.model_validate(values)
 
 
-def all_texts(message: object) -> list[str]:
-    texts = [message.text]  # type: ignore[attr-defined]
-    for block in message.blocks:  # type: ignore[attr-defined]
+def all_texts(message: SlackMessage) -> list[str]:
+    texts = [message.text]
+    for block in message.blocks:
         if block["type"] == "section":
             texts.append(block["text"]["text"])
         else:

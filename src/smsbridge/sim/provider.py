@@ -118,11 +118,13 @@ class ProviderSim:
         origin: str | None = None,
         timestamp: int | None = None,
         account: str | None = None,
+        document_id: str | None = None,
     ) -> SimSms:
-        """A new inbound SMS in `account`'s inbox (by default the first account's)."""
+        """A new inbound SMS in `account`'s inbox (by default the first account's); its id is
+        new unless given (two accounts' inboxes may hold the same id)."""
         inbox = self.messages if account is None else self.inbox(account)
         sms = SimSms(
-            document_id=self.new_id(),
+            document_id=document_id or self.new_id(),
             sender=sender,
             recipient=recipient,
             timestamp=int(self.clock()) if timestamp is None else timestamp,
