@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from smsbridge.errors import (
 from smsbridge.models import PAGE_SIZE, Page, read_page
 
 MESSAGES_PATH = "/services/rest/user/messages"
+SEND_PATH = "/services/rest/message/sendSingle2"
 MAX_BODY = 4 * 1024 * 1024  # a page is 100 SMS; a few MB leaves room for long multi-part texts
 
 # status -> (meaning, what the operator should do). 9999 is transient and handled apart.
@@ -50,6 +52,14 @@ REJECTIONS: dict[int, tuple[str, str]] = {
     ),
 }
 INTERNAL_ERROR = 9999
+OUT_OF_CREDIT = 320  # sending only
+SEND_REJECTIONS: dict[int, tuple[str, str]] = {
+    **REJECTIONS,
+    OUT_OF_CREDIT: (
+        "the account is out of credit",
+        "Top up the account with the SMS provider; the SMS was not sent.",
+    ),
+}
 
 
 class ProviderClient:
@@ -84,16 +94,32 @@ class ProviderClient:
 
     async def fetch_page(self, since: int) -> Page:
         """One page of messages with timestamps from `since` (in the provider's reading of it)."""
+        date, body = await self._exchange(MESSAGES_PATH, {"since": str(since)})
+        page = parse_page(body)
+        return dataclasses.replace(page, provider_time=_http_date(date))
+
+    async def send(self, recipient: str, text: str, sender: str | None) -> str:
+        """Send one SMS (`sendSingle2`); returns the provider's id for it.
+
+        `sender` is the line it goes out from (None: the provider's pool). Replies stay in the
+        inbox for polling (`replyTo=log`), where they carry this id as `originDocumentId`.
+        """
+        form = {"recipient": recipient, "text": text, "sender": sender or "", "replyTo": "log"}
+        _, body = await self._exchange(SEND_PATH, form)
+        return parse_sent(body)
+
+    async def _exchange(self, path: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
+        """POST our credentials and `fields` to `path`: (Date header, body), or an error."""
         form = {
             "username": self._username,
             "password": self._password.get_secret_value(),
-            "since": str(since),
+            **fields,
         }
         try:
             # One deadline for the whole exchange: httpx's timeout is per read, so a body
             # dripped a byte at a time would otherwise hold the poll as long as the gateway likes.
             async with asyncio.timeout(self._deadline):
-                status, date, body = await self._post(form)
+                status, date, body = await self._post(path, form)
         except TimeoutError:
             raise ProviderTransientError(
                 f"SMS provider timed out (no whole answer within {self._deadline:g}s)"
@@ -108,12 +134,11 @@ class ProviderClient:
             ) from None
         if status >= 400:
             raise ProviderTransientError(f"SMS provider answered HTTP {status}")
-        page = parse_page(body)
-        return dataclasses.replace(page, provider_time=_http_date(date))
+        return date, body
 
-    async def _post(self, form: dict[str, str]) -> tuple[int, str | None, bytes]:
+    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, str | None, bytes]:
         """Status, Date header and body, refusing a body over MAX_BODY as it arrives."""
-        async with self._http.stream("POST", MESSAGES_PATH, data=form) as response:
+        async with self._http.stream("POST", path, data=form) as response:
             if response.status_code >= 400:
                 return response.status_code, None, b""  # the body may echo our form: unread
             declared = response.headers.get("content-length", "")
@@ -146,12 +171,8 @@ def _http_date(value: str | None) -> float | None:
         return None
 
 
-def parse_page(body: bytes) -> Page:
-    """The documented JSON page, or the error its status stands for.
-
-    The messages are read one by one (see `read_page`); only a body that is not the documented
-    envelope, or one with more messages than a page holds, is refused whole.
-    """
+def _status_of(body: bytes) -> tuple[int, dict[str, Any]]:
+    """The answer's JSON object and its status; a body that is neither is malformed."""
     try:
         document: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -167,13 +188,44 @@ def parse_page(body: bytes) -> Page:
         status = int(status)
     if not isinstance(status, int) or isinstance(status, bool):
         raise MalformedPageError("SMS provider sent a JSON object without a status")
+    return status, document
+
+
+def _raise_for(status: int, rejections: dict[int, tuple[str, str]]) -> None:
     if status == INTERNAL_ERROR:
         raise ProviderTransientError("SMS provider reported an internal error (status 9999)")
     if status != 0:
-        meaning, fix = REJECTIONS.get(
+        meaning, fix = rejections.get(
             status, ("an undocumented error", "Contact the SMS provider if this persists.")
         )
         raise ProviderRejectedError(status, meaning, fix)
+
+
+def parse_sent(body: bytes) -> str:
+    """The new SMS's id from a `sendSingle2` answer, or the error its status stands for.
+
+    The field names of this answer are not confirmed by the documentation, so every spelling
+    seen in its versions is read.
+    """
+    status, document = _status_of(body)
+    _raise_for(status, SEND_REJECTIONS)
+    for name in ("documentId", "messageId", "id", "documentID"):
+        value = document.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", value.strip()):
+            return value.strip()
+    raise MalformedPageError("SMS provider accepted the SMS but gave no id for it")
+
+
+def parse_page(body: bytes) -> Page:
+    """The documented JSON page, or the error its status stands for.
+
+    The messages are read one by one (see `read_page`); only a body that is not the documented
+    envelope, or one with more messages than a page holds, is refused whole.
+    """
+    status, document = _status_of(body)
+    _raise_for(status, REJECTIONS)
     try:
         page = read_page(document)
     except ValidationError as error:

@@ -33,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 MESSAGES_PATH = "/services/rest/user/messages"
+SEND_PATH = "/services/rest/message/sendSingle2"
 
 
 class Fault(Enum):
@@ -70,6 +71,19 @@ class Account:
     password: str
     blocked: bool = False
     active: bool = True
+    credit: int | None = None  # SMS parts it may still send; None: no limit
+
+
+@dataclass(frozen=True)
+class SimSent:
+    """An SMS the bridge sent through `sendSingle2`."""
+
+    document_id: str
+    account: str
+    recipient: str
+    sender: str
+    text: str
+    timestamp: int
 
 
 @dataclass
@@ -92,6 +106,7 @@ class ProviderSim:
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     bad_records: list[Any] = field(default_factory=list)  # sent with every page, as they are
+    sent: list[SimSent] = field(default_factory=list)  # what `sendSingle2` was asked to send
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -146,16 +161,23 @@ class ProviderSim:
 
     # -- the endpoint -------------------------------------------------------------------------
 
-    def answer(self, params: dict[str, str]) -> dict[str, Any]:
-        """The JSON document for one request (status codes as documented)."""
-        username, password, since = (
-            params.get("username"),
-            params.get("password"),
-            params.get("since"),
+    def reply_to(self, sent: SimSent, text: str, *, timestamp: int | None = None) -> SimSms:
+        """The customer answers an SMS the bridge sent: it arrives with its id as origin."""
+        return self.add(
+            sent.recipient,
+            text,
+            recipient=sent.sender or "61400000000",
+            origin=sent.document_id,
+            timestamp=timestamp,
+            account=sent.account,
         )
-        if not username or not password or since is None or since == "":
+
+    def _refusal(self, params: dict[str, str]) -> dict[str, Any] | None:
+        """The status for bad credentials or a blocked account, as both endpoints answer it."""
+        username, password = params.get("username"), params.get("password")
+        if not username or not password:
             return {"status": 1}
-        if any(ch.isspace() for ch in username) or not since.lstrip("-").isdigit():
+        if any(ch.isspace() for ch in username):
             return {"status": 2}
         account = self.accounts.get(username)
         if account is None:
@@ -166,6 +188,44 @@ class ProviderSim:
             return {"status": 4}
         if not account.active:
             return {"status": 220}
+        return None
+
+    def send(self, params: dict[str, str]) -> dict[str, Any]:
+        """`sendSingle2`: store the SMS and answer its new id (or the status that refuses it)."""
+        refused = self._refusal(params)
+        if refused is not None:
+            return refused
+        recipient, text = params.get("recipient", ""), params.get("text")
+        if text is None or not recipient:
+            return {"status": 1}
+        if not recipient.isdigit():
+            return {"status": 2}
+        account = self.accounts[params["username"]]
+        if account.credit is not None:
+            if account.credit <= 0:
+                return {"status": 320}
+            account.credit -= 1
+        sent = SimSent(
+            document_id=self.new_id(),
+            account=params["username"],
+            recipient=recipient,
+            sender=params.get("sender", ""),
+            text=text,
+            timestamp=int(self.clock()),
+        )
+        self.sent.append(sent)
+        return {"status": 0, "documentId": sent.document_id}
+
+    def answer(self, params: dict[str, str]) -> dict[str, Any]:
+        """The JSON document for one request (status codes as documented)."""
+        refused = self._refusal(params)
+        if refused is not None:
+            return refused
+        username, since = params["username"], params.get("since")
+        if since is None or since == "":
+            return {"status": 1}
+        if not since.lstrip("-").isdigit():
+            return {"status": 2}
         start = int(since)
         matching = [
             sms
@@ -204,10 +264,24 @@ class ProviderSim:
             wire["originDocumentId"] = ident(sms.origin)
         return wire
 
-    async def _endpoint(self, request: Request) -> Response:
+    async def _send_endpoint(self, request: Request) -> Response:
+        params = await self._params(request)
+        fault = self.faults.popleft() if self.faults else None
+        if fault is Fault.HTTP_500:
+            return Response("Internal Server Error", status_code=500)
+        if fault is not None and fault.value.startswith("status_"):
+            return JSONResponse({"status": int(fault.value.removeprefix("status_"))})
+        return JSONResponse(self.send(params))
+
+    async def _params(self, request: Request) -> dict[str, str]:
+        """Query parameters, and a form body's fields for POST."""
         params: dict[str, str] = dict(request.query_params)
         if request.method == "POST":
             params.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        return params
+
+    async def _endpoint(self, request: Request) -> Response:
+        params = await self._params(request)
         self.requests.append(
             {
                 "method": request.method,
@@ -290,6 +364,7 @@ class ProviderSim:
         return Starlette(
             routes=[
                 Route(MESSAGES_PATH, self._endpoint, methods=["GET", "POST"]),
+                Route(SEND_PATH, self._send_endpoint, methods=["GET", "POST"]),
                 Route("/_sim/messages", self._control_add, methods=["POST"]),
                 Route("/_sim/faults", self._control_fault, methods=["POST"]),
             ]
