@@ -248,3 +248,37 @@ async def test_invalid_records_are_kept_once_with_raw_json_and_reason(store: Sto
     assert (first, again) == ([bad], [])
     assert (await store.ledger.counts(ACCOUNT))["invalid"] == 1
     assert [r.sms.document_id for r in await store.ledger.backlog(ACCOUNT, "C1")] == ["a"]
+
+
+async def test_the_outbox_records_a_slack_message_once(store: Store) -> None:
+    args = ("C1", "1700000000.000100", None, "U0JANE", "61409560857", "61411001001", "hi")
+    assert await store.outbox.record(ACCOUNT, *args)
+    assert not await store.outbox.record(ACCOUNT, *args)  # Slack delivered the event again
+    [queued] = await store.outbox.waiting(ACCOUNT)
+    assert (queued.state, queued.text, queued.line) == ("queued", "hi", "61411001001")
+    assert await store.outbox.claim(queued.seq, "me")
+    assert not await store.outbox.claim(queued.seq, "another replica")
+
+
+async def test_a_sent_sms_joins_the_thread_map_under_its_provider_id(store: Store) -> None:
+    await store.outbox.record(
+        ACCOUNT, "C1", "1700000000.000200", "1700000000.000100", "U0JANE", "61409560857", None, "x"
+    )
+    [queued] = await store.outbox.waiting(ACCOUNT)
+    await store.outbox.claim(queued.seq, "me")
+    await store.outbox.sent(queued, "51750a01e4b0d1406c9c5fdb")
+    assert await store.outbox.waiting(ACCOUNT) == []
+    # The customer's answer carries that id as its origin: it belongs in the same thread.
+    key = ThreadKey("C1", "61409560857", "51750a01e4b0d1406c9c5fdb")
+    entry = await store.threads.get(ACCOUNT, key)
+    assert entry is not None
+    assert entry.thread_ts == "1700000000.000100"
+
+
+async def test_opt_outs_are_per_line_and_can_be_lifted(store: Store) -> None:
+    await store.optouts.set(ACCOUNT, "61411001001", "61409560857", out=True)
+    await store.optouts.set(ACCOUNT, "61411001001", "61409560857", out=True)  # said twice
+    assert await store.optouts.is_out(ACCOUNT, "61411001001", "61409560857")
+    assert not await store.optouts.is_out(ACCOUNT, "61400000002", "61409560857")
+    await store.optouts.set(ACCOUNT, "61411001001", "61409560857", out=False)
+    assert not await store.optouts.is_out(ACCOUNT, "61411001001", "61409560857")

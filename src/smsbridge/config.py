@@ -60,8 +60,18 @@ def _user_name(value: str) -> str:
     return value
 
 
-def _check_routes(value: dict[str, str]) -> dict[str, str]:
-    for channel in value.values():
+class RouteSettings(BaseModel):
+    """A route written as an object: its channel, and whether people may answer from Slack."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    replies: bool = False  # sending costs money and reaches customers: off unless asked for
+
+
+def _check_routes(value: dict[str, str | RouteSettings]) -> dict[str, str | RouteSettings]:
+    for route in value.values():
+        channel = route.channel if isinstance(route, RouteSettings) else route
         if not _CHANNEL_ID.match(channel):
             raise ValueError(
                 f"{channel!r} is not a Slack channel ID; use the ID (e.g. C0123ABCD, shown at "
@@ -72,7 +82,8 @@ def _check_routes(value: dict[str, str]) -> dict[str, str]:
 
 ProviderUrl = Annotated[str, AfterValidator(_provider_url)]
 UserName = Annotated[str, Field(min_length=1), AfterValidator(_user_name)]
-Routes = Annotated[dict[str, str], AfterValidator(_check_routes)]
+# A route is a channel ID, or {"channel": ..., "replies": true} to let people answer by SMS.
+Routes = Annotated[dict[str, str | RouteSettings], AfterValidator(_check_routes)]
 
 
 class ProviderSettings(BaseModel):
@@ -132,13 +143,19 @@ class Account:
     """A provider account as the bridge runs it: connection, routes, alert rules."""
 
     provider: ProviderSettings
-    routes: dict[str, str]
+    routes: dict[str, str]  # line (or "*") -> channel
     alerts: tuple[AlertRule, ...]
+    replies: frozenset[str] = frozenset()  # the route keys whose threads may be answered
 
     @property
     def name(self) -> str:
         """The provider user name: the key of its cursor, ledger, threads and lease."""
         return self.provider.username
+
+    def replies_allowed(self, recipient: str | None) -> bool:
+        """Whether a thread of SMS sent to `recipient` may be answered from Slack."""
+        key = recipient if recipient is not None and recipient in self.routes else DEFAULT_ROUTE
+        return key in self.replies
 
     def channel_for(self, recipient: str | None) -> str | None:
         """The Slack channel for SMS sent to `recipient`, or None when nothing routes it."""
@@ -150,17 +167,24 @@ class Account:
 def _resolve(settings: AccountSettings, region: str, label: str) -> Account:
     """Route keys and alert senders as the provider writes numbers, whatever was typed."""
     numbers: dict[str, str] = {}
-    for number, channel in settings.routes.items():
+    replies: set[str] = set()
+    for number, route in settings.routes.items():
         if number.strip() == DEFAULT_ROUTE:
-            numbers[DEFAULT_ROUTE] = channel
-            continue
-        try:
-            numbers[normalise_number(number, region)] = channel
-        except ValueError:
-            raise ValueError(
-                f"{label} routes key {number!r} is not a phone number "
-                '(e.g. "61411001001") or "*" for the default route'
-            ) from None
+            key = DEFAULT_ROUTE
+        else:
+            try:
+                key = normalise_number(number, region)
+            except ValueError:
+                raise ValueError(
+                    f"{label} routes key {number!r} is not a phone number "
+                    '(e.g. "61411001001") or "*" for the default route'
+                ) from None
+        if isinstance(route, RouteSettings):
+            numbers[key] = route.channel
+            if route.replies:
+                replies.add(key)
+        else:
+            numbers[key] = route
     rules = []
     for index, rule in enumerate(settings.alerts, start=1):
         try:
@@ -171,7 +195,7 @@ def _resolve(settings: AccountSettings, region: str, label: str) -> Account:
     connection = ProviderSettings.model_validate(
         {name: getattr(settings, name) for name in ProviderSettings.model_fields}
     )
-    return Account(connection, numbers, tuple(rules))
+    return Account(connection, numbers, tuple(rules), frozenset(replies))
 
 
 class Settings(BaseSettings):
@@ -239,7 +263,9 @@ class Settings(BaseSettings):
 
     @field_validator("routes")
     @classmethod
-    def _routes(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+    def _routes(
+        cls, value: dict[str, str | RouteSettings], info: ValidationInfo
+    ) -> dict[str, str | RouteSettings]:
         if not value and not info.data.get("accounts"):
             raise ValueError(
                 'is empty or not set; map at least the default route, e.g. {"*": "C0123ABCD"} '

@@ -87,6 +87,43 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# v3: SMS people send from Slack, one row per Slack message (channel, ts): a second delivery of
+# the same event finds its row and sends nothing. state: queued -> sending (claimed: the
+# provider may have it) -> sent | refused (never sent: opted out, too long, out of credit, ...)
+# | failed (the provider refused it).
+outbound = Table(
+    "outbound",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("slack_ts", String(32), nullable=False),  # the person's message
+    Column("thread_ts", String(32)),  # the thread it answers, or its own ts when it starts one
+    Column("user", String(32), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("line", String(32)),  # the number it goes out from; None: the provider's pool
+    Column("text", Text, nullable=False),  # as the phone will show it
+    Column("state", String(16), nullable=False),
+    Column("provider_id", String(64)),
+    Column("reason", Text),
+    Column("created_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    Column("claimed_by", String(120)),
+    Column("done_at", Float),
+    UniqueConstraint("channel", "slack_ts", name="outbound_slack_message"),
+)
+Index("outbound_queue", outbound.c.account, outbound.c.state, outbound.c.seq)
+
+# v3: numbers that opted out of SMS from one of our lines (STOP), until they opt back in.
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("line", String(32), primary_key=True),  # "" when the SMS named no line
+    Column("number", String(32), primary_key=True),
+    Column("opted_out_at", Float, nullable=False),
+)
+
 # Tables as version 1 created them; later columns arrive through their own upgrade step.
 _V2_COLUMNS = {("cursors", "last_poll_at"), ("ledger", "claimed_by")}
 
@@ -114,5 +151,10 @@ async def _v2(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: leases.create(sync))
 
 
-UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2]
+async def _v3(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: outbound.create(sync))
+    await conn.run_sync(lambda sync: optouts.create(sync))
+
+
+UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3]
 LATEST = len(UPGRADES)

@@ -2,6 +2,7 @@
 
     store.ledger   the delivery ledger (ledger.py)     store.cursors  cursors (cursors.py)
     store.threads  the thread map (threads.py)         store.leases   polling leases (leases.py)
+    store.outbox   SMS sent from Slack (outbox.py)     store.optouts  opt-outs (optouts.py)
 
 This class owns the engine: opening it, the schema and its upgrades, the single-writer lock.
 One set of SQLAlchemy Core queries serves both databases; each dialect-specific piece sits in
@@ -25,6 +26,8 @@ from smsbridge.errors import StoreError
 from smsbridge.store.cursors import Cursors
 from smsbridge.store.leases import Leases
 from smsbridge.store.ledger import Ledger
+from smsbridge.store.optouts import OptOuts
+from smsbridge.store.outbox import Outbox
 from smsbridge.store.schema import (
     LATEST,
     UPGRADES,
@@ -54,6 +57,8 @@ class Store:
         self.threads = Threads(engine)
         self.leases = Leases(engine)
         self.ledger = Ledger(engine, self.cursors, self.threads)
+        self.outbox = Outbox(engine, self.threads)
+        self.optouts = OptOuts(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:

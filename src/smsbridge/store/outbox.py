@@ -1,0 +1,165 @@
+"""The outbox: SMS that people send from Slack, recorded before Slack's event is acknowledged.
+
+    queued -> sending (claimed: the provider may have it) -> sent | failed
+    refused: never sent (opted out, too long, not allowed), with the reason
+
+One row per Slack message (channel, ts): Slack delivers an event again when it is unsure we got
+it, and the second delivery finds the row and sends nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import RowMapping, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsbridge.models import ThreadKey
+from smsbridge.store.schema import outbound
+from smsbridge.store.threads import Threads
+
+
+class OutState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSms:
+    seq: int
+    account: str
+    channel: str
+    slack_ts: str
+    thread_ts: str | None
+    user: str
+    recipient: str
+    line: str | None
+    text: str
+    state: OutState
+    provider_id: str | None = None
+    reason: str | None = None
+
+
+class Outbox:
+    def __init__(self, engine: AsyncEngine, threads: Threads) -> None:
+        self._engine = engine
+        self._threads = threads  # a sent SMS's id joins the thread map: answers thread under it
+
+    async def record(
+        self,
+        account: str,
+        channel: str,
+        slack_ts: str,
+        thread_ts: str | None,
+        user: str,
+        recipient: str,
+        line: str | None,
+        text: str,
+        *,
+        refused: str | None = None,
+    ) -> bool:
+        """Queue an SMS (or record why it is refused); False when this Slack message was
+        recorded before (a repeated event)."""
+        postgres = self._engine.dialect.name == "postgresql"
+        insert = postgresql.insert if postgres else sqlite.insert
+        now = time.time()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                insert(outbound)
+                .values(
+                    account=account,
+                    channel=channel,
+                    slack_ts=slack_ts,
+                    thread_ts=thread_ts,
+                    user=user,
+                    recipient=recipient,
+                    line=line,
+                    text=text,
+                    state=OutState.REFUSED if refused else OutState.QUEUED,
+                    reason=refused,
+                    created_at=now,
+                    done_at=now if refused else None,
+                )
+                .on_conflict_do_nothing(index_elements=["channel", "slack_ts"])
+            )
+            return bool(result.rowcount)
+
+    async def waiting(self, account: str, limit: int = 50) -> list[OutboundSms]:
+        """Queued SMS (and any left claimed by a stopped process), oldest first."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbound)
+                .where(
+                    outbound.c.account == account,
+                    outbound.c.state.in_((OutState.QUEUED, OutState.SENDING)),
+                )
+                .order_by(outbound.c.seq)
+                .limit(limit)
+            )
+            return [_row(row._mapping) for row in rows]
+
+    async def claim(self, seq: int, holder: str) -> bool:
+        """queued -> sending; False if it was not queued (someone else has it)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(outbound)
+                .where(outbound.c.seq == seq, outbound.c.state == OutState.QUEUED)
+                .values(state=OutState.SENDING, claimed_at=time.time(), claimed_by=holder)
+            )
+            return result.rowcount == 1
+
+    async def sent(self, sms: OutboundSms, provider_id: str) -> None:
+        """sending -> sent, and the thread map learns the id, in one transaction: the
+        customer's answer (origin = this id) lands in this SMS's Slack thread."""
+        thread_ts = sms.thread_ts or sms.slack_ts
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbound)
+                .where(outbound.c.seq == sms.seq)
+                .values(state=OutState.SENT, provider_id=provider_id, done_at=time.time())
+            )
+            key = ThreadKey(sms.channel, sms.recipient, provider_id)
+            await self._threads.remember(conn, sms.account, key, thread_ts, int(time.time()))
+
+    async def finish(self, seq: int, state: OutState, reason: str) -> None:
+        """-> failed or refused, with the reason a person will read."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbound)
+                .where(outbound.c.seq == seq)
+                .values(state=state, reason=reason, done_at=time.time())
+            )
+
+    async def get(self, channel: str, slack_ts: str) -> OutboundSms | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(outbound).where(
+                        outbound.c.channel == channel, outbound.c.slack_ts == slack_ts
+                    )
+                )
+            ).first()
+            return None if row is None else _row(row._mapping)
+
+
+def _row(values: RowMapping) -> OutboundSms:
+    return OutboundSms(
+        seq=values["seq"],
+        account=values["account"],
+        channel=values["channel"],
+        slack_ts=values["slack_ts"],
+        thread_ts=values["thread_ts"],
+        user=values["user"],
+        recipient=values["recipient"],
+        line=values["line"],
+        text=values["text"],
+        state=OutState(values["state"]),
+        provider_id=values["provider_id"],
+        reason=values["reason"],
+    )
