@@ -22,6 +22,7 @@ from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
+from smsbridge.pipeline.sender import Sender
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
@@ -35,13 +36,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Lane:
-    """One provider account's path to Slack: its poller, delivery workers and lease."""
+    """One provider account: its poller, delivery workers, sender (Slack -> SMS) and lease."""
 
     account: Account
     provider: ProviderClient
     delivery: Delivery
     poller: Poller
     keeper: LeaseKeeper
+    sender: Sender
 
     async def status(self, store: Store) -> Status:
         name = self.account.name
@@ -164,6 +166,7 @@ class Bridge:
             await lane.poller.halt()
         for lane in self.lanes:
             await lane.delivery.drain()
+            await lane.sender.idle()
 
     async def aclose(self) -> None:
         for lane in self.lanes:
@@ -214,7 +217,11 @@ def _lane(
         clock=clock,
     )
     keeper.when_gained(delivery.kick)
-    return Lane(account, provider, delivery, poller, keeper)
+    sender = Sender(
+        store, provider, poster, account.name, stop, holder=holder, may_send=keeper.holds
+    )
+    keeper.when_gained(sender.kick)
+    return Lane(account, provider, delivery, poller, keeper, sender)
 
 
 async def _check_slack_auth(client: AsyncWebClient) -> None:

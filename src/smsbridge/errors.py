@@ -5,7 +5,8 @@ SmsBridgeError                  anything this package raises on purpose
 ├── ProviderError               the SMS provider did not give us a usable page
 │   ├── ProviderTransientError  retry soon with backoff: HTTP 5xx, timeout, connection error,
 │   │   │                       status 9999, a body that is not the documented JSON
-│   │   └── MalformedPageError  the body is JSON but not a page we can trust
+│   │   ├── MalformedPageError  the body is JSON but not a page we can trust
+│   │   └── ProviderInDoubtError  a send may have gone out without an answer saying so
 │   └── ProviderRejectedError   the provider refused the request (status 1, 2, 3, 4, 200, 220):
 │                               a person must act; retry slowly and say once what to fix
 ├── SlackError                  Slack refused or failed a call
@@ -38,11 +39,23 @@ class ProviderError(SmsBridgeError):
 
 
 class ProviderTransientError(ProviderError):
-    """A failure that usually goes away by itself; retried with capped exponential backoff."""
+    """A failure that usually goes away by itself; retried with capped exponential backoff.
+
+    `reached`: the request may have reached the provider (a timeout, a dropped connection),
+    which matters for a send: it may have gone out.
+    """
+
+    def __init__(self, message: str, *, reached: bool = False) -> None:
+        self.reached = reached
+        super().__init__(message)
 
 
 class MalformedPageError(ProviderTransientError):
     """The provider answered, but not with a page of the documented shape."""
+
+
+class ProviderInDoubtError(ProviderTransientError):
+    """An SMS may or may not have been sent: sending it again could send it twice."""
 
 
 class ProviderRejectedError(ProviderError):

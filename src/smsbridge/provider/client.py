@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from smsbridge.config import ProviderSettings
 from smsbridge.errors import (
     MalformedPageError,
+    ProviderInDoubtError,
     ProviderRejectedError,
     ProviderTransientError,
 )
@@ -103,10 +104,20 @@ class ProviderClient:
 
         `sender` is the line it goes out from (None: the provider's pool). Replies stay in the
         inbox for polling (`replyTo=log`), where they carry this id as `originDocumentId`.
+        Raises ProviderInDoubtError when the SMS may have gone out although we have no answer
+        (a timeout, a dropped connection, an answer without an id): sending it again could
+        send it twice. Other transient errors mean it was not sent.
         """
         form = {"recipient": recipient, "text": text, "sender": sender or "", "replyTo": "log"}
-        _, body = await self._exchange(SEND_PATH, form)
-        return parse_sent(body)
+        try:
+            _, body = await self._exchange(SEND_PATH, form)
+            return parse_sent(body)
+        except MalformedPageError as error:
+            raise ProviderInDoubtError(str(error)) from None
+        except ProviderTransientError as error:
+            if error.reached:
+                raise ProviderInDoubtError(str(error)) from None
+            raise
 
     async def _exchange(self, path: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
         """POST our credentials and `fields` to `path`: (Date header, body), or an error."""
@@ -122,15 +133,21 @@ class ProviderClient:
                 status, date, body = await self._post(path, form)
         except TimeoutError:
             raise ProviderTransientError(
-                f"SMS provider timed out (no whole answer within {self._deadline:g}s)"
+                f"SMS provider timed out (no whole answer within {self._deadline:g}s)",
+                reached=True,
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # never got our request
+            raise ProviderTransientError(
+                f"cannot reach the SMS provider ({type(error).__name__}: {str(error)[:200]})"
             ) from None
         except httpx.TimeoutException as error:
             raise ProviderTransientError(
-                f"SMS provider timed out ({type(error).__name__})"
+                f"SMS provider timed out ({type(error).__name__})", reached=True
             ) from None
         except httpx.TransportError as error:
             raise ProviderTransientError(
-                f"cannot reach the SMS provider ({type(error).__name__}: {str(error)[:200]})"
+                f"lost the SMS provider ({type(error).__name__}: {str(error)[:200]})",
+                reached=True,
             ) from None
         if status >= 400:
             raise ProviderTransientError(f"SMS provider answered HTTP {status}")

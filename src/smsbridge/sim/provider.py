@@ -107,6 +107,7 @@ class ProviderSim:
     requests: list[dict[str, Any]] = field(default_factory=list)
     bad_records: list[Any] = field(default_factory=list)  # sent with every page, as they are
     sent: list[SimSent] = field(default_factory=list)  # what `sendSingle2` was asked to send
+    _sent_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -214,7 +215,14 @@ class ProviderSim:
             timestamp=int(self.clock()),
         )
         self.sent.append(sent)
+        self._sent_changed.set()
         return {"status": 0, "documentId": sent.document_id}
+
+    async def wait_for_sent(self, count: int) -> None:
+        """Until `count` SMS have been sent (callers set a timeout)."""
+        while len(self.sent) < count:
+            self._sent_changed.clear()
+            await self._sent_changed.wait()
 
     def answer(self, params: dict[str, str]) -> dict[str, Any]:
         """The JSON document for one request (status codes as documented)."""
@@ -271,6 +279,8 @@ class ProviderSim:
             return Response("Internal Server Error", status_code=500)
         if fault is not None and fault.value.startswith("status_"):
             return JSONResponse({"status": int(fault.value.removeprefix("status_"))})
+        if fault is Fault.SLOW:  # the SMS goes out, but the answer comes too late
+            await asyncio.sleep(self.slow_seconds)
         return JSONResponse(self.send(params))
 
     async def _params(self, request: Request) -> dict[str, str]:

@@ -294,6 +294,37 @@ class SlackSim:
             await asyncio.sleep(self.post_delay)
         return {"ok": True, "channel": channel.id, "ts": ts, "message": message}
 
+    def _reaction(self, args: dict[str, Any], add: bool) -> dict[str, Any]:
+        channel = self._channel(args)
+        if isinstance(channel, dict):
+            return channel
+        found = [m for m in channel.messages if m["ts"] == str(args.get("timestamp"))]
+        if not found:
+            return {"ok": False, "error": "message_not_found"}
+        reactions: list[str] = found[0].setdefault("reactions", [])
+        name = str(args.get("name"))
+        if add and name in reactions:
+            return {"ok": False, "error": "already_reacted"}
+        if not add and name not in reactions:
+            return {"ok": False, "error": "no_reaction"}
+        (reactions.append if add else reactions.remove)(name)
+        return {"ok": True}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._reaction(args, add=True)
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._reaction(args, add=False)
+
+    def say(self, channel_id: str, user: str, text: str, thread_ts: str | None = None) -> str:
+        """A person writes in a channel (or a thread); returns the message's ts."""
+        ts = f"{int(self.clock())}.{next(self._seq):06d}"
+        message: dict[str, Any] = {"type": "message", "ts": ts, "user": user, "text": text}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        self.channels[channel_id].messages.append(message)
+        return ts
+
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user"))
         if user not in self.users:

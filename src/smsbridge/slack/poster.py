@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from smsbridge.errors import SlackTransientError
+from smsbridge.errors import SlackRejectedError, SlackTransientError
 from smsbridge.slack.errors import classify, error_code
 from smsbridge.slack.render import EVENT_TYPE, SlackMessage
 
@@ -85,6 +85,17 @@ class SlackPoster:
             # Without a ts we cannot know the post exists: in doubt, so Slack is checked first.
             raise SlackTransientError("Slack answered ok to a post but gave no ts")
         return ts
+
+    async def react(self, channel: str, ts: str, name: str, *, add: bool = True) -> None:
+        """Add (or take back) our reaction on a message: how a person sees their SMS's fate.
+
+        Feedback, not delivery: a failure here is logged and dropped.
+        """
+        method = "reactions_add" if add else "reactions_remove"
+        try:
+            await self._call(method, channel, timestamp=ts, name=name)
+        except (SlackTransientError, SlackRejectedError) as error:
+            log.info("could not %s :%s: in %s: %s", method, name, channel, error)
 
     async def find_posted(
         self, channel: str, document_id: str, thread_ts: str | None, oldest: float

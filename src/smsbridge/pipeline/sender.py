@@ -1,0 +1,146 @@
+"""Sender: SMS that people wrote in Slack go out through the provider, one account's worker.
+
+    outbox row (queued) -> claim -> sendSingle2 -> sent: the provider's id joins the thread map
+                                                -> failed or refused: the thread says why
+
+Exactly once: a row is claimed before it is sent. A send that may have gone out without an
+answer (a timeout, a dropped connection) is never sent again: the person is told to check. A
+row found claimed when a worker starts was in flight when a process stopped: the same.
+Feedback sits on the person's own message: a reaction when it is sent, a reply that explains
+any refusal in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from smsbridge.backoff import Backoff
+from smsbridge.errors import (
+    ProviderInDoubtError,
+    ProviderRejectedError,
+    ProviderTransientError,
+    SlackRejectedError,
+    SlackTransientError,
+)
+from smsbridge.slack.poster import SlackPoster
+from smsbridge.slack.render import SlackMessage, escape
+from smsbridge.stopping import Stopped, StopSignal
+from smsbridge.store.outbox import OutboundSms, OutState
+from smsbridge.store.store import Store
+
+log = logging.getLogger(__name__)
+
+SENT_REACTION = "white_check_mark"
+FAILED_REACTION = "x"
+IN_DOUBT = (
+    "it may or may not have gone out (the SMS provider did not answer in time), so it is not "
+    "sent again: please check with the customer before resending"
+)
+
+
+class SmsSender(Protocol):
+    async def send(self, recipient: str, text: str, sender: str | None) -> str: ...
+
+
+class Sender:
+    def __init__(
+        self,
+        store: Store,
+        provider: SmsSender,
+        poster: SlackPoster,
+        account: str,
+        stop: StopSignal,
+        *,
+        holder: str,
+        may_send: Callable[[], bool] = lambda: True,
+        retry_cap: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._poster = poster
+        self._account = account
+        self._stop = stop
+        self._holder = holder
+        self._may_send = may_send
+        self._retry_cap = retry_cap
+        self._worker: asyncio.Task[None] | None = None
+        self._dirty = False
+
+    async def kick(self) -> None:
+        """There may be SMS to send: make sure the worker runs."""
+        if self._stop.is_set() or not self._may_send():
+            return
+        self._dirty = True
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=f"send:{self._account}")
+
+    async def idle(self) -> None:
+        """Wait until the worker has nothing left to do."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.wait({self._worker})
+
+    async def _work(self) -> None:
+        try:
+            while self._dirty and not self._stop.is_set() and self._may_send():
+                self._dirty = False
+                for sms in await self._store.outbox.waiting(self._account):
+                    if self._stop.is_set() or not self._may_send():
+                        return
+                    await self._send_with_retry(sms)
+        except Stopped:
+            return
+        except Exception as error:  # a bug or a lost database: say so, the next kick retries
+            log.exception("sending SMS for %s stopped unexpectedly: %s", self._account, error)
+
+    async def _send_with_retry(self, sms: OutboundSms) -> None:
+        if sms.state == OutState.SENDING:  # in flight when a process stopped
+            await self._fail(sms, OutState.FAILED, IN_DOUBT)
+            return
+        if not await self._store.outbox.claim(sms.seq, self._holder):
+            return  # someone else has it
+        backoff = Backoff(base=1.0, cap=self._retry_cap)
+        while True:
+            try:
+                provider_id = await self._provider.send(sms.recipient, sms.text, sms.line)
+            except ProviderInDoubtError:
+                await self._fail(sms, OutState.FAILED, IN_DOUBT)
+                return
+            except ProviderRejectedError as error:
+                await self._fail(sms, OutState.FAILED, f"{error.meaning}. {error.fix}")
+                return
+            except ProviderTransientError as error:  # not sent: safe to try again
+                delay = backoff.next_delay()
+                log.warning(
+                    "SMS to %s not sent yet: %s; retrying in %.1fs",
+                    sms.recipient[-3:],
+                    error,
+                    delay,
+                )
+                await self._stop.sleep(delay)
+                continue
+            await self._store.outbox.sent(sms, provider_id)
+            log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
+            await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
+            return
+
+    async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
+        await self._store.outbox.finish(sms.seq, state, reason)
+        log.warning("SMS from Slack not sent: %s", reason, extra={"account": self._account})
+        await tell(self._poster, sms, f":x: This SMS was not sent: {reason}")
+
+
+async def tell(poster: SlackPoster, sms: OutboundSms, text: str) -> None:
+    """A reply in the person's thread about their SMS; feedback, so failures are only logged."""
+    await poster.react(sms.channel, sms.slack_ts, FAILED_REACTION)
+    message = SlackMessage(
+        text=text,
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}],
+        metadata={"event_type": "sms_outbound_status", "event_payload": {"slack_ts": sms.slack_ts}},
+    )
+    try:
+        await poster.post(sms.channel, message, sms.thread_ts or sms.slack_ts)
+    except (SlackTransientError, SlackRejectedError) as error:
+        log.info("could not explain a refused SMS in %s: %s", sms.channel, error)

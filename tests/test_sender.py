@@ -1,0 +1,105 @@
+"""SMS written in Slack going out through the provider: once, with the answer threaded back,
+and with every refusal explained. Real HTTP to both stand-ins, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import SecretStr
+
+from conftest import OPS, OPS_LINE, PASSWORD, USERNAME, Harness, MakeHarness, Served
+from smsbridge.config import ProviderSettings
+from smsbridge.pipeline.sender import IN_DOUBT
+from smsbridge.sim.provider import Account, Fault
+from smsbridge.store.outbox import OutState
+
+CUSTOMER = "61409560857"
+
+
+async def reply_in_thread(served: Served, harness: Harness, text: str) -> tuple[str, str]:
+    """The customer texts in, the bridge posts it, and Jane answers in its Slack thread."""
+    served.provider.add(CUSTOMER, "Can you come at 10?", recipient=OPS_LINE)
+    await harness.cycle()
+    parent = served.slack.top_level(OPS)[-1]["ts"]
+    reply = served.slack.say(OPS, "U0JANE", text, thread_ts=parent)
+    recorded = await harness.bridge.store.outbox.record(
+        harness.account, OPS, reply, parent, "U0JANE", CUSTOMER, OPS_LINE, text
+    )
+    assert recorded
+    return parent, reply
+
+
+async def test_a_reply_goes_out_once_and_the_answer_threads_back(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    parent, reply = await reply_in_thread(served, harness, "Yes, see you at 10")
+    await harness.lane.sender.kick()
+    await harness.lane.sender.kick()  # a second wake-up sends nothing more
+    await harness.lane.sender.idle()
+    [sent] = served.provider.sent
+    assert (sent.recipient, sent.sender, sent.text) == (CUSTOMER, OPS_LINE, "Yes, see you at 10")
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == reply)
+    assert message["reactions"] == ["white_check_mark"]
+    # The customer answers the SMS: it lands in the same Slack thread.
+    served.provider.reply_to(sent, "Great, thanks")
+    await harness.cycle()
+    texts = [
+        m["blocks"][-1]["text"]["text"]
+        for m in served.slack.replies(OPS, parent)
+        if m.get("blocks")
+    ]
+    assert "Great, thanks" in texts
+
+
+async def test_out_of_credit_is_explained_in_the_thread_and_nothing_is_sent(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    served.provider.accounts[USERNAME] = Account(PASSWORD, credit=0)
+    parent, reply = await reply_in_thread(served, harness, "hello")
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    assert served.provider.sent == []
+    explained = [m["text"] for m in served.slack.replies(OPS, parent) if "not sent" in m["text"]]
+    assert explained
+    assert "out of credit" in explained[0]
+    row = await harness.bridge.store.outbox.get(OPS, reply)
+    assert row is not None
+    assert row.state == OutState.FAILED
+
+
+async def test_a_send_without_an_answer_is_never_sent_twice(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    provider = ProviderSettings(
+        url=served.provider_url, username=USERNAME, password=SecretStr(PASSWORD), timeout=0.5
+    )
+    harness = await make_harness(provider=provider)
+    served.provider.slow_seconds = 1.0
+    _, reply = await reply_in_thread(served, harness, "are you there?")
+    served.provider.inject(Fault.SLOW)  # the SMS goes out; its answer comes too late
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    row = await harness.bridge.store.outbox.get(OPS, reply)
+    assert row is not None
+    assert (row.state, row.reason) == (OutState.FAILED, IN_DOUBT)
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 10)  # it did go out, late
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    assert len(served.provider.sent) == 1  # and never a second copy
+
+
+async def test_an_sms_in_flight_when_a_process_stopped_is_not_sent_again(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    _, reply = await reply_in_thread(served, harness, "in flight")
+    [queued] = await harness.bridge.store.outbox.waiting(harness.account)
+    assert await harness.bridge.store.outbox.claim(queued.seq, "a replica that died")
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    assert served.provider.sent == []
+    row = await harness.bridge.store.outbox.get(OPS, reply)
+    assert row is not None
+    assert (row.state, row.reason) == (OutState.FAILED, IN_DOUBT)
