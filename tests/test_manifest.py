@@ -119,6 +119,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.info": {"channels:read", "groups:read"},
     "users.info": {"users:read"},
+    "reactions.add": {"reactions:write"},
+    "reactions.remove": {"reactions:write"},
 }
 COMMAND_SCOPES = {"commands"}
 
@@ -161,6 +163,14 @@ def test_the_command_and_its_url_match_the_app(manifest: dict[str, Any]) -> None
     assert command["usage_hint"].startswith("history")
 
 
+def test_replies_are_received_as_message_events_at_the_same_url(manifest: dict[str, Any]) -> None:
+    events = manifest["settings"]["event_subscriptions"]
+    assert urlparse(events["request_url"]).path == EVENTS_PATH
+    assert set(events["bot_events"]) == {"message.channels", "message.groups"}
+    granted = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"channels:history", "groups:history"} <= granted  # what those events need
+
+
 def slack_methods_called() -> set[str]:
     """Slack API methods the service's code calls, read from its source (stand-ins excluded)."""
     called: set[str] = set()
@@ -173,7 +183,9 @@ def slack_methods_called() -> set[str]:
                 name = node.attr
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 name = node.value
-            if name and re.fullmatch(r"(auth|chat|conversations|users|apps)_[a-zA-Z]+", name):
+            if name and re.fullmatch(
+                r"(auth|chat|conversations|users|apps|reactions)_[a-zA-Z]+", name
+            ):
                 called.add(name.replace("_", ".", 1))
     return called
 

@@ -22,12 +22,13 @@ from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
-from smsbridge.pipeline.sender import Sender
+from smsbridge.pipeline.sender import Sender, not_sent
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
+from smsbridge.slash.replies import ReplyIntake
 from smsbridge.stopping import StopSignal
 from smsbridge.store.store import Store
 
@@ -68,8 +69,10 @@ class Bridge:
     store: Store
     slack: AsyncWebClient
     metrics: Metrics
+    poster: SlackPoster
     lanes: list[Lane]
     commands: SmsCommand = field(init=False)
+    replies: ReplyIntake = field(init=False)
 
     def __post_init__(self) -> None:
         self.commands = SmsCommand(
@@ -78,6 +81,23 @@ class Bridge:
             self.store,
             self.slack,
             self.status,
+        )
+        senders = {lane.account.name: lane.sender for lane in self.lanes}
+
+        async def wake_sender(account: str) -> None:
+            await senders[account].kick()
+
+        async def refused(channel: str, ts: str, thread_ts: str, reason: str) -> None:
+            await not_sent(self.poster, channel, ts, thread_ts, reason)
+
+        self.replies = ReplyIntake(
+            self.store,
+            self.slack,
+            {lane.account.name: lane.account for lane in self.lanes},
+            note_prefix=self.settings.note_prefix,
+            max_parts=self.settings.max_sms_parts,
+            on_queued=wake_sender,
+            on_refused=refused,
         )
 
     async def status(self) -> list[Status]:
@@ -115,7 +135,7 @@ class Bridge:
             )
             for account in settings.provider_accounts
         ]
-        return cls(settings, store, slack, metrics, lanes)
+        return cls(settings, store, slack, metrics, poster, lanes)
 
     async def start(self) -> None:
         """Schema up to date, the database ours to write, Slack accepting our token, and a first
@@ -203,11 +223,21 @@ def _lane(
         metrics=metrics,
         progress=progress,
     )
+    sender = Sender(
+        store, provider, poster, account.name, stop, holder=holder, may_send=keeper.holds
+    )
+
+    async def wake() -> None:
+        # After every poll: SMS to post, and SMS people wrote (perhaps recorded by another
+        # replica, which cannot wake this one's sender directly).
+        await delivery.kick()
+        await sender.kick()
+
     poller = Poller(
         account.name,
         provider,
         store,
-        delivery.kick,
+        wake,
         account.channel_for,
         poll_interval=settings.poll_interval,
         initial_lookback=settings.initial_lookback,
@@ -216,11 +246,7 @@ def _lane(
         metrics=metrics,
         clock=clock,
     )
-    keeper.when_gained(delivery.kick)
-    sender = Sender(
-        store, provider, poster, account.name, stop, holder=holder, may_send=keeper.holds
-    )
-    keeper.when_gained(sender.kick)
+    keeper.when_gained(wake)
     return Lane(account, provider, delivery, poller, keeper, sender)
 
 

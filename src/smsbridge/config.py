@@ -223,6 +223,8 @@ class Settings(BaseSettings):
     default_region: str = Field(default="AU", min_length=2, max_length=2)
     history_allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
     history_rate_limit: int = Field(default=10, ge=1)
+    note_prefix: str = Field(default="//", min_length=1)  # a thread reply so marked is never sent
+    max_sms_parts: int = Field(default=3, ge=1, le=10)  # a longer reply is refused, not sent
     alerts: list[AlertRule] = Field(default_factory=list)
 
     @field_validator("default_region")

@@ -77,7 +77,10 @@ class Service:
                 stack.callback(loop.remove_signal_handler, sig)
         slack_settings = self.settings.slack
         bolt = build_bolt_app(
-            bridge.slack, slack_settings.signing_secret.get_secret_value(), bridge.commands
+            bridge.slack,
+            slack_settings.signing_secret.get_secret_value(),
+            bridge.commands,
+            bridge.replies,
         )
         if slack_settings.app_token is not None:
             # Behind a firewall: Slack's requests come over a WebSocket we open, not to $PORT.

@@ -129,18 +129,22 @@ class Sender:
     async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
         await self._store.outbox.finish(sms.seq, state, reason)
         log.warning("SMS from Slack not sent: %s", reason, extra={"account": self._account})
-        await tell(self._poster, sms, f":x: This SMS was not sent: {reason}")
+        await not_sent(self._poster, sms.channel, sms.slack_ts, sms.thread_ts, reason)
 
 
-async def tell(poster: SlackPoster, sms: OutboundSms, text: str) -> None:
-    """A reply in the person's thread about their SMS; feedback, so failures are only logged."""
-    await poster.react(sms.channel, sms.slack_ts, FAILED_REACTION)
+async def not_sent(
+    poster: SlackPoster, channel: str, ts: str, thread_ts: str | None, reason: str
+) -> None:
+    """Tell the person, on their message and in its thread, that their SMS was not sent and
+    why. Feedback, so a failure here is only logged."""
+    await poster.react(channel, ts, FAILED_REACTION)
+    text = f":x: This SMS was not sent: {escape(reason)}"
     message = SlackMessage(
         text=text,
-        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}],
-        metadata={"event_type": "sms_outbound_status", "event_payload": {"slack_ts": sms.slack_ts}},
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        metadata={"event_type": "sms_outbound_status", "event_payload": {"slack_ts": ts}},
     )
     try:
-        await poster.post(sms.channel, message, sms.thread_ts or sms.slack_ts)
+        await poster.post(channel, message, thread_ts or ts)
     except (SlackTransientError, SlackRejectedError) as error:
-        log.info("could not explain a refused SMS in %s: %s", sms.channel, error)
+        log.info("could not explain a refused SMS in %s: %s", channel, error)

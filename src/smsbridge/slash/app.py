@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from smsbridge.errors import SlackAuthError, SlackTransientError
 from smsbridge.slack.errors import AUTH_ERRORS, error_code
 from smsbridge.slash.command import COMMAND, SmsCommand
+from smsbridge.slash.replies import ReplyIntake
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +40,34 @@ class _TooLarge(Exception):
     pass
 
 
-def build_bolt_app(client: AsyncWebClient, signing_secret: str, sms: SmsCommand) -> AsyncApp:
-    app = AsyncApp(client=client, signing_secret=signing_secret, logger=log)
+def build_bolt_app(
+    client: AsyncWebClient, signing_secret: str, sms: SmsCommand, replies: ReplyIntake
+) -> AsyncApp:
+    # process_before_response: Slack's event is answered only after its listener returns, so a
+    # thread reply is in the outbox before Slack hears "got it" (a database failure answers
+    # 500, and Slack delivers the event again). `/sms` acknowledges at once and answers later.
+    app = AsyncApp(
+        client=client, signing_secret=signing_secret, logger=log, process_before_response=True
+    )
+
+    async def acknowledge(ack: Any) -> None:
+        await ack()
 
     # Bolt passes listener arguments by name: `command` is the slash command's payload.
-    @app.command(COMMAND)
-    async def handle(ack: Any, command: dict[str, Any], respond: Any) -> None:
-        await ack()
-        answer = await sms.answer(command)
+    async def answer(command: dict[str, Any], respond: Any) -> None:
+        reply = await sms.answer(command)
         await respond(
-            text=answer.text,
-            blocks=answer.blocks,
+            text=reply.text,
+            blocks=reply.blocks,
             response_type="ephemeral",
             replace_original=False,
         )
+
+    app.command(COMMAND)(ack=acknowledge, lazy=[answer])
+
+    @app.event("message")
+    async def message(event: dict[str, Any]) -> None:
+        await replies.receive(event)
 
     return app
 

@@ -201,6 +201,25 @@ class Ledger:
                 .values(state=FAILED, reason=reason, done_at=time.time())
             )
 
+    async def conversation(
+        self, channel: str, thread_ts: str
+    ) -> tuple[str, str, str | None] | None:
+        """(account, sender, line) of the SMS bridged into a Slack thread: whom it talks to."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ledger.c.account, ledger.c.sender, ledger.c.recipient)
+                    .where(
+                        ledger.c.channel == channel,
+                        ledger.c.thread_ts == thread_ts,
+                        ledger.c.state == POSTED,
+                    )
+                    .order_by(ledger.c.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+            return None if row is None else (row.account, row.sender, row.recipient)
+
     async def counts(self, account: str) -> dict[str, int]:
         """Ledger rows per state."""
         async with self._engine.connect() as conn:

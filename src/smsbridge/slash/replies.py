@@ -1,0 +1,110 @@
+"""Thread replies from Slack that go out by SMS: which messages qualify, what they become.
+
+A person's message in a thread that smsbridge started, on a route with replies turned on, is
+recorded in the outbox (or recorded as refused, with the reason) before Slack's event is
+acknowledged; a second delivery of the same event finds the row and does nothing. Bot
+messages (our own posts first of all), joins and other subtypes, top-level messages, threads
+we did not start and internal notes (the note prefix) are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from smsbridge.config import Account
+from smsbridge.provider.encoding import sms_size
+from smsbridge.slack.phone_text import mentioned_users, to_phone_text
+from smsbridge.store.store import Store
+
+log = logging.getLogger(__name__)
+
+# Plain messages and messages with files; everything else (joins, edits, broadcasts) is not
+# something a person wrote to the customer just now.
+SENDABLE_SUBTYPES = frozenset({None, "file_share"})
+QUEUED_REACTION = "hourglass_flowing_sand"
+
+
+class ReplyIntake:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        accounts: Mapping[str, Account],
+        *,
+        note_prefix: str,
+        max_parts: int,
+        on_queued: Callable[[str], Awaitable[None]],
+        on_refused: Callable[[str, str, str, str], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._accounts = accounts
+        self._note_prefix = note_prefix
+        self._max_parts = max_parts
+        self._on_queued = on_queued  # account -> wake its sender
+        self._on_refused = on_refused  # (channel, ts, thread_ts, reason) -> tell the person
+        self._names: dict[str, str] = {}
+
+    async def receive(self, event: Mapping[str, Any]) -> None:
+        """Record a thread reply that should go out. Raises if the database cannot take it,
+        so that the event is not acknowledged and Slack delivers it again."""
+        if event.get("bot_id") or event.get("subtype") not in SENDABLE_SUBTYPES:
+            return
+        channel, ts = str(event.get("channel") or ""), str(event.get("ts") or "")
+        thread_ts, user = event.get("thread_ts"), str(event.get("user") or "")
+        if not (channel and ts and user and isinstance(thread_ts, str)) or thread_ts == ts:
+            return
+        text = str(event.get("text") or "")
+        if text.lstrip().startswith(self._note_prefix):
+            return  # an internal note, by the team's own convention
+        found = await self._store.ledger.conversation(channel, thread_ts)
+        if found is None:
+            return  # not a thread smsbridge started
+        account_name, number, line = found
+        account = self._accounts.get(account_name)
+        if account is None or not account.replies_allowed(line):
+            return  # replies are off for this route: the thread is the team's own
+        phone_text = to_phone_text(text, await self._user_names(text))
+        refusal = self._refusal(event, phone_text)
+        if refusal is None and await self._store.optouts.is_out(account_name, line, number):
+            refusal = "this number has opted out (STOP): replies to it are not sent"
+        new = await self._store.outbox.record(
+            account_name, channel, ts, thread_ts, user, number, line, phone_text, refused=refusal
+        )
+        if not new:
+            return  # Slack delivered this event before
+        if refusal is not None:
+            await self._on_refused(channel, ts, thread_ts, refusal)
+        else:
+            await self._on_queued(account_name)
+
+    def _refusal(self, event: Mapping[str, Any], text: str) -> str | None:
+        if event.get("files") or event.get("subtype") == "file_share":
+            return "files and images cannot be sent by SMS (there is no MMS here)"
+        if not text.strip():
+            return "there is no text to send"
+        size = sms_size(text)
+        if size.parts > self._max_parts:
+            return (
+                f"it would take {size.parts} SMS parts ({size.units} {size.encoding} characters), "
+                f"and the limit is {self._max_parts} parts; please shorten it"
+            )
+        return None
+
+    async def _user_names(self, text: str) -> dict[str, str]:
+        """Names for the people a message mentions, so the phone shows names, not IDs."""
+        for user in mentioned_users(text) - self._names.keys():
+            try:
+                profile = (await self._client.users_info(user=user)).get("user")
+            except Exception as error:  # a name is a nicety: @someone will do
+                log.info("cannot read the name of %s (%s)", user, type(error).__name__)
+                continue
+            if isinstance(profile, dict):
+                name = profile.get("real_name") or profile.get("name")
+                if isinstance(name, str) and name:
+                    self._names[user] = name
+        return self._names

@@ -1,0 +1,174 @@
+"""Answering an SMS from its Slack thread, as Slack sends it: a signed `message` event over HTTP
+to a running service. Sent once however often Slack delivers the event; notes, bots, opted-out
+numbers and overlong texts are not sent, and the person is told why."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeSettings, Served
+from processes import free_port
+from smsbridge.service import Service
+
+SECRET = "test-signing-secret"
+CUSTOMER = "61409560857"
+
+
+class Side:
+    def __init__(self, served: Served, service: Service, http: httpx.AsyncClient) -> None:
+        self.served, self.service, self.http = served, service, http
+        self.events = 0
+
+    async def customer_texts(self, text: str) -> str:
+        """An SMS arrives and is bridged; returns its Slack thread."""
+        before = len(self.served.slack.document_ids())
+        self.served.provider.add(CUSTOMER, text, recipient=OPS_LINE)
+        await asyncio.wait_for(self.served.slack.wait_for_sms(before + 1), 30)
+        assert self.service.bridge is not None
+        for lane in self.service.bridge.lanes:
+            await lane.delivery.idle()  # the post is confirmed in the ledger, thread and all
+        return str(self.served.slack.top_level(OPS)[-1]["ts"])
+
+    async def event(self, message: dict[str, Any], retry: int = 0) -> httpx.Response:
+        self.events += 1
+        body = json.dumps(
+            {
+                "token": "unused",
+                "team_id": "T0SIM",
+                "api_app_id": "A0SMS",
+                "type": "event_callback",
+                "event_id": f"Ev{message['ts']}",
+                "event_time": int(time.time()),
+                "event": {"type": "message", "channel": OPS, "channel_type": "channel", **message},
+            }
+        )
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": str(
+                SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+            ),
+        }
+        if retry:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self.http.post("/slack/events", content=body, headers=headers)
+
+    async def reply(self, thread: str, text: str, **extra: Any) -> str:
+        ts = self.served.slack.say(OPS, "U0JANE", text, thread_ts=thread)
+        answer = await self.event(
+            {"user": "U0JANE", "text": text, "ts": ts, "thread_ts": thread, **extra}
+        )
+        assert answer.status_code == 200, answer.text
+        return ts
+
+    async def settle(self) -> None:
+        """Until the sender has nothing left to do."""
+        assert self.service.bridge is not None
+        for lane in self.service.bridge.lanes:
+            await lane.sender.idle()
+
+
+@pytest.fixture
+async def side(served: Served, make_settings: MakeSettings) -> AsyncIterator[Side]:
+    port = free_port()
+    routes = {OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX}
+    service = Service(
+        make_settings(port=port, routes=routes), host="127.0.0.1", handle_signals=False
+    )
+    task = asyncio.create_task(service.run())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        while True:
+            assert not task.done(), f"service stopped: {service.fatal}"
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+        yield Side(served, service, http)
+    service.stop.set()
+    assert await task == 0
+
+
+async def test_a_thread_reply_goes_out_once_however_often_slack_delivers_it(
+    served: Served, side: Side
+) -> None:
+    thread = await side.customer_texts("Can you come at 10?")
+    ts = await side.reply(thread, "Yes &amp; see <https://x.example/map|the map>")
+    for retry in (1, 2):  # Slack was unsure we got it
+        again = await side.event(
+            {"user": "U0JANE", "text": "Yes", "ts": ts, "thread_ts": thread}, retry=retry
+        )
+        assert again.status_code == 200
+    await side.settle()
+    [sent] = served.provider.sent
+    assert (sent.recipient, sent.sender) == (CUSTOMER, OPS_LINE)
+    assert sent.text == "Yes & see the map (https://x.example/map)"
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
+    assert "white_check_mark" in message["reactions"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "text"),
+    [
+        ({}, "// internal: check the roster first"),
+        ({"bot_id": "B0OTHER"}, "an app's message"),
+        ({"subtype": "channel_join"}, "joined"),
+        ({"subtype": "message_changed"}, "edited"),
+    ],
+    ids=["note", "bot", "join", "edit"],
+)
+async def test_what_is_not_a_persons_reply_is_never_sent(
+    served: Served, side: Side, extra: dict[str, Any], text: str
+) -> None:
+    thread = await side.customer_texts("hello?")
+    await side.reply(thread, text, **extra)
+    await side.settle()
+    assert served.provider.sent == []
+
+
+async def test_a_reply_in_a_route_without_replies_is_the_teams_own(
+    served: Served, side: Side
+) -> None:
+    served.provider.add(CUSTOMER, "to the inbox line", recipient="61400000002")
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    thread = str(served.slack.top_level(INBOX)[-1]["ts"])
+    ts = served.slack.say(INBOX, "U0JANE", "shall we answer?", thread_ts=thread)
+    body = {"user": "U0JANE", "text": "shall we answer?", "ts": ts, "thread_ts": thread}
+    answer = await side.event({**body, "channel": INBOX})
+    assert answer.status_code == 200
+    await side.settle()
+    assert served.provider.sent == []
+
+
+async def test_an_opted_out_number_is_refused_with_the_reason(served: Served, side: Side) -> None:
+    thread = await side.customer_texts("STOP")
+    assert side.service.bridge is not None
+    await side.service.bridge.store.optouts.set(USERNAME, OPS_LINE, CUSTOMER, out=True)
+    ts = await side.reply(thread, "sorry to see you go")
+    await side.settle()
+    assert served.provider.sent == []
+    explained = [m["text"] for m in served.slack.replies(OPS, thread) if "not sent" in m["text"]]
+    assert any("opted out" in text for text in explained)
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
+    assert "x" in message["reactions"]
+
+
+async def test_a_reply_longer_than_three_parts_is_refused_with_its_length(
+    served: Served, side: Side
+) -> None:
+    thread = await side.customer_texts("tell me everything")
+    await side.reply(thread, "a" * 500)
+    await side.settle()
+    assert served.provider.sent == []
+    explained = [m["text"] for m in served.slack.replies(OPS, thread) if "not sent" in m["text"]]
+    assert any("4 SMS parts (500 GSM-7 characters)" in text for text in explained)
