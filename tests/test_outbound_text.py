@@ -90,3 +90,12 @@ def test_start_words_opt_back_in_only_after_an_opt_out() -> None:
     assert opt_change(" YES ", opted_out=True) is OptChange.IN
     assert opt_change("unstop", opted_out=True) is OptChange.IN
     assert opt_change("start", opted_out=True) is OptChange.IN
+
+
+def test_only_unambiguous_keywords_get_a_notice_in_the_thread() -> None:
+    from smsbridge.optouts import notice
+
+    assert notice(" stop ") is not None
+    assert notice("START") is not None
+    assert notice("yes") is None  # most often an answer
+    assert notice("stop by at 5") is None

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeSettings, Served
+from conftest import INBOX, OPS, OPS_LINE, MakeSettings, Served
 from processes import free_port
 from smsbridge.service import Service
 
@@ -150,10 +150,12 @@ async def test_a_reply_in_a_route_without_replies_is_the_teams_own(
     assert served.provider.sent == []
 
 
-async def test_an_opted_out_number_is_refused_with_the_reason(served: Served, side: Side) -> None:
+async def test_stop_opts_the_number_out_until_start_and_the_thread_says_so(
+    served: Served, side: Side
+) -> None:
     thread = await side.customer_texts("STOP")
-    assert side.service.bridge is not None
-    await side.service.bridge.store.optouts.set(USERNAME, OPS_LINE, CUSTOMER, out=True)
+    parent = next(m for m in served.slack.channels[OPS].messages if m["ts"] == thread)
+    assert "opted out" in parent["blocks"][-1]["elements"][0]["text"]
     ts = await side.reply(thread, "sorry to see you go")
     await side.settle()
     assert served.provider.sent == []
@@ -161,6 +163,11 @@ async def test_an_opted_out_number_is_refused_with_the_reason(served: Served, si
     assert any("opted out" in text for text in explained)
     message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
     assert "x" in message["reactions"]
+    # The customer opts back in (in the same thread: the same sender, no origin).
+    await side.customer_texts("start")
+    await side.reply(thread, "welcome back")
+    await side.settle()
+    assert [sent.text for sent in served.provider.sent] == ["welcome back"]
 
 
 async def test_a_reply_longer_than_three_parts_is_refused_with_its_length(

@@ -18,6 +18,19 @@ class OptChange(Enum):
     IN = "in"
 
 
+def notice(text: str) -> str | None:
+    """What a bridged SMS's thread should say about a keyword it is, if anything.
+
+    YES is left out: it opts back in only after an opt-out, and is most often just an answer.
+    """
+    word = text.strip().upper()
+    if word in STOP_WORDS:
+        return "This number has opted out (STOP): replies from Slack are not sent to it."
+    if word in START_WORDS - {"YES"}:
+        return "This number has opted back in: replies from Slack are sent again."
+    return None
+
+
 def opt_change(text: str, opted_out: bool) -> OptChange | None:
     """What this SMS changes, given whether its sender is opted out of the line now.
 

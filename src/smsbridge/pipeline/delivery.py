@@ -24,6 +24,7 @@ from smsbridge.backoff import Backoff
 from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
 from smsbridge.metrics import Metrics
 from smsbridge.models import ThreadKey
+from smsbridge.optouts import notice
 from smsbridge.slack.poster import LookupIncomplete, SlackPoster
 from smsbridge.slack.render import SlackMessage, render
 from smsbridge.stopping import Stopped, StopSignal
@@ -173,7 +174,9 @@ class Delivery:
     async def _deliver_with_retry(self, row: LedgerRow) -> None:
         alert = alert_for(self._alerts, row.sms.sender, row.sms.text)
         try:
-            message = render(row.sms, mention=alert.mention if alert else None)
+            message = render(
+                row.sms, mention=alert.mention if alert else None, note=notice(row.sms.text)
+            )
         except Exception as error:  # one SMS we cannot render must not stall its channel
             log.exception("cannot render SMS %s", row.sms.document_id)
             await self._fail(row, f"cannot render it ({type(error).__name__})")

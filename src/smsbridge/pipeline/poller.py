@@ -21,6 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from smsbridge.backoff import Backoff
 from smsbridge.errors import MalformedPageError, ProviderRejectedError, ProviderTransientError
 from smsbridge.metrics import Metrics
+from smsbridge.models import InboundSms
+from smsbridge.optouts import OptChange, opt_change
 from smsbridge.provider.cursor import Stall, initial_since
 from smsbridge.provider.paging import PageFetcher, walk_pages
 from smsbridge.store.store import Store, database_reason
@@ -221,6 +223,8 @@ class Poller:
                         sms.timestamp - step.latest,
                         extra={"cause": "future_timestamp"},
                     )
+            for sms in fresh:
+                await self._note_opt_change(sms)
             for bad in fresh_invalid:
                 self._metrics.invalid.labels(self._account).inc()
                 log.error(
@@ -234,6 +238,24 @@ class Poller:
             report.since = step.next_since
         await self._on_new_work()  # also picks up replayed or left-over SMS
         return report
+
+    async def _note_opt_change(self, sms: InboundSms) -> None:
+        """STOP opts the sender out of SMS from this line; START (after a STOP) back in."""
+        change = opt_change(sms.text, opted_out=True)  # what it would change, if anything
+        if change is None:
+            return
+        optouts = self._store.optouts
+        if change is OptChange.IN and not await optouts.is_out(
+            self._account, sms.recipient, sms.sender
+        ):
+            return  # "yes" from someone who never opted out is an answer
+        await optouts.set(self._account, sms.recipient, sms.sender, out=change is OptChange.OUT)
+        log.info(
+            "a number %s SMS from line %s",
+            "opted out of" if change is OptChange.OUT else "opted back in to",
+            sms.recipient or "(unknown)",
+            extra={"account": self._account, "cause": "opt_out"},
+        )
 
     def _log_unrouted(self, recipient: str | None) -> None:
         key = recipient or ""

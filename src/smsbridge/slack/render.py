@@ -94,8 +94,9 @@ def metadata(sms: InboundSms) -> dict[str, Any]:
     }
 
 
-def render(sms: InboundSms, mention: str | None = None) -> SlackMessage:
-    """The Slack message for one SMS. `mention` is ours (an alert), so it is not escaped."""
+def render(sms: InboundSms, mention: str | None = None, note: str | None = None) -> SlackMessage:
+    """The Slack message for one SMS. `mention` is ours (an alert), so it is not escaped;
+    `note` is ours too (an opt-out), shown small under the text."""
     sender = format_number(sms.sender)
     header = f":speech_balloon: *{sender}*"
     if sms.recipient:
@@ -118,6 +119,8 @@ def render(sms: InboundSms, mention: str | None = None) -> SlackMessage:
     pieces = [escape(piece) for piece in raw_pieces] or ["_(empty message)_"]
     for piece in [*pieces, *notes]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    if note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     preview = sms.text if len(sms.text) <= FALLBACK_PREVIEW else sms.text[:FALLBACK_PREVIEW] + "…"
     fallback = f"SMS from {sender}: {escape(preview) or '(empty message)'}"
     if mention:
