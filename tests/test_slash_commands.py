@@ -464,3 +464,10 @@ async def test_an_answer_to_a_huge_argument_fits_slacks_limits(slack_side: Any, 
     assert all(len(text) <= 3000 for text in sections)
     assert "x" * 41 not in answer["text"]  # only a short excerpt is quoted back
     assert "<!channel>" not in answer["text"]  # and it is escaped
+
+
+async def test_help_explains_answering_by_sms_and_the_note_prefix(slack_side: Any) -> None:
+    side = await slack_side(note_prefix="#note")
+    answer = await side.ask("help")
+    assert "goes out by SMS" in answer
+    assert "`#note`" in answer

@@ -55,10 +55,19 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def help_answer(problem: str | None = None) -> Answer:
+def replies_help(note_prefix: str) -> str:
+    return (
+        "*Answering by SMS*: in a channel where the bridge's admin turned replies on, a reply in "
+        "an SMS's thread goes out by SMS to its sender. Start a reply with "
+        f"`{escape(note_prefix)}` to keep it an internal note: it is never sent."
+    )
+
+
+def help_answer(problem: str | None = None, note_prefix: str = "//") -> Answer:
     blocks = [_section(f":warning: {problem}")] if problem else []
-    blocks.append(_section(USAGE))
-    return Answer(text=(problem + "\n" if problem else "") + USAGE, blocks=blocks)
+    usage = f"{USAGE}\n{replies_help(note_prefix)}"
+    blocks.append(_section(usage))
+    return Answer(text=(problem + "\n" if problem else "") + usage, blocks=blocks)
 
 
 def notice(text: str) -> Answer:

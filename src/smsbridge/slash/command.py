@@ -80,7 +80,7 @@ class SmsCommand:
     async def _answer(self, command: Mapping[str, Any]) -> Answer:
         parsed = parse_command(str(command.get("text") or ""), self._settings.default_region)
         if isinstance(parsed, HelpArgs):
-            return help_answer(parsed.problem)
+            return help_answer(parsed.problem, self._settings.note_prefix)
         user = str(command.get("user_id") or "")
         if not self._limiter.allow(user):
             wait = max(1, round(self._limiter.retry_in(user)))
@@ -123,7 +123,7 @@ class SmsCommand:
         try:
             since = resolve_since(args.since, now, zone)
         except ValueError as error:
-            return help_answer(str(error))
+            return help_answer(str(error), self._settings.note_prefix)
 
         def keep(account: Account, sms: InboundSms) -> bool:
             if args.sender and sms.sender != args.sender:
