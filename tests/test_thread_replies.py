@@ -14,7 +14,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from conftest import INBOX, OPS, OPS_LINE, MakeSettings, Served
+from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeSettings, Served
 from processes import free_port
 from smsbridge.service import Service
 
@@ -115,6 +115,11 @@ async def test_a_thread_reply_goes_out_once_however_often_slack_delivers_it(
     assert sent.text == "Yes & see the map (https://x.example/map)"
     message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
     assert "white_check_mark" in message["reactions"]
+    assert side.service.bridge is not None
+    metrics = side.service.bridge.metrics.exposition().decode()
+    assert f'smsbridge_outbound_sms_total{{account="{USERNAME}",outcome="sent"}} 1.0' in metrics
+    [status] = await side.service.bridge.status()
+    assert status.outbound["sent"] == 1
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ class Lane:
             counts=await store.ledger.counts(name),
             slack_error=self.delivery.last_error,
             polled_by=await store.leases.holder(name),
+            outbound=await store.outbox.counts(name),
         )
 
 
@@ -87,7 +88,8 @@ class Bridge:
         async def wake_sender(account: str) -> None:
             await senders[account].kick()
 
-        async def refused(channel: str, ts: str, thread_ts: str, reason: str) -> None:
+        async def refused(account: str, channel: str, ts: str, thread_ts: str, reason: str) -> None:
+            self.metrics.outbound.labels(account, "refused").inc()
             await not_sent(self.poster, channel, ts, thread_ts, reason)
 
         self.replies = ReplyIntake(
@@ -224,7 +226,14 @@ def _lane(
         progress=progress,
     )
     sender = Sender(
-        store, provider, poster, account.name, stop, holder=holder, may_send=keeper.holds
+        store,
+        provider,
+        poster,
+        account.name,
+        stop,
+        holder=holder,
+        may_send=keeper.holds,
+        metrics=metrics,
     )
 
     async def wake() -> None:

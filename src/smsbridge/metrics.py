@@ -49,6 +49,18 @@ class Metrics:
             ["cause"],
             registry=self.registry,
         )
+        self.outbound = Counter(
+            "smsbridge_outbound_sms",
+            "SMS people wrote in Slack, by outcome (sent, failed, refused).",
+            ["account", "outcome"],
+            registry=self.registry,
+        )
+        self.opt_changes = Counter(
+            "smsbridge_opt_changes",
+            "Numbers that opted out of (STOP) or back in to (START) SMS from a line.",
+            ["account", "change"],
+            registry=self.registry,
+        )
         self.slack_429 = Counter(
             "smsbridge_slack_rate_limited",
             "Slack 429 answers.",

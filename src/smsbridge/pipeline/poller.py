@@ -250,6 +250,7 @@ class Poller:
         ):
             return  # "yes" from someone who never opted out is an answer
         await optouts.set(self._account, sms.recipient, sms.sender, out=change is OptChange.OUT)
+        self._metrics.opt_changes.labels(self._account, change.value).inc()
         log.info(
             "a number %s SMS from line %s",
             "opted out of" if change is OptChange.OUT else "opted back in to",

@@ -25,6 +25,7 @@ from smsbridge.errors import (
     SlackRejectedError,
     SlackTransientError,
 )
+from smsbridge.metrics import Metrics
 from smsbridge.slack.poster import SlackPoster
 from smsbridge.slack.render import SlackMessage, escape
 from smsbridge.stopping import Stopped, StopSignal
@@ -57,7 +58,9 @@ class Sender:
         holder: str,
         may_send: Callable[[], bool] = lambda: True,
         retry_cap: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._provider = provider
         self._poster = poster
@@ -122,12 +125,14 @@ class Sender:
                 await self._stop.sleep(delay)
                 continue
             await self._store.outbox.sent(sms, provider_id)
+            self._metrics.outbound.labels(self._account, "sent").inc()
             log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
             await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
             return
 
     async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
         await self._store.outbox.finish(sms.seq, state, reason)
+        self._metrics.outbound.labels(self._account, state.value).inc()
         log.warning("SMS from Slack not sent: %s", reason, extra={"account": self._account})
         await not_sent(self._poster, sms.channel, sms.slack_ts, sms.thread_ts, reason)
 

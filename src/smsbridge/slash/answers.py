@@ -6,7 +6,7 @@ bold) is live.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ class Status:
     counts: dict[str, int]
     slack_error: str | None
     polled_by: str | None = None  # the replica holding the polling lease
+    outbound: dict[str, int] = field(default_factory=dict)  # SMS written in Slack, per state
 
 
 USAGE = (
@@ -215,6 +216,9 @@ def _status_lines(status: Status, now: float, *, titled: bool) -> str:
         f"• Waiting: {counts.get('pending', 0) + counts.get('posting', 0)}"
         f" · Failed: {counts.get('failed', 0)} · Unrouted: {counts.get('unrouted', 0)}"
         f" · Invalid from the gateway: {counts.get('invalid', 0)}",
+        f"• Sent from Slack: {status.outbound.get('sent', 0)}"
+        f" · Not sent: {status.outbound.get('failed', 0) + status.outbound.get('refused', 0)}"
+        f" · Waiting: {status.outbound.get('queued', 0) + status.outbound.get('sending', 0)}",
         f"• SMS provider: {provider}",
         f"• Slack: {slack}",
     ]

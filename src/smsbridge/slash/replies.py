@@ -38,7 +38,7 @@ class ReplyIntake:
         note_prefix: str,
         max_parts: int,
         on_queued: Callable[[str], Awaitable[None]],
-        on_refused: Callable[[str, str, str, str], Awaitable[None]],
+        on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
     ) -> None:
         self._store = store
         self._client = client
@@ -46,7 +46,8 @@ class ReplyIntake:
         self._note_prefix = note_prefix
         self._max_parts = max_parts
         self._on_queued = on_queued  # account -> wake its sender
-        self._on_refused = on_refused  # (channel, ts, thread_ts, reason) -> tell the person
+        # (account, channel, ts, thread_ts, reason) -> count it, tell the person
+        self._on_refused = on_refused
         self._names: dict[str, str] = {}
 
     async def receive(self, event: Mapping[str, Any]) -> None:
@@ -78,7 +79,7 @@ class ReplyIntake:
         if not new:
             return  # Slack delivered this event before
         if refusal is not None:
-            await self._on_refused(channel, ts, thread_ts, refusal)
+            await self._on_refused(account_name, channel, ts, thread_ts, refusal)
         else:
             await self._on_queued(account_name)
 
