@@ -13,6 +13,7 @@ from smsbridge.ratelimit import RateLimiter
 from smsbridge.slash.arguments import (
     HelpArgs,
     HistoryArgs,
+    SendArgs,
     StatusArgs,
     parse_command,
     resolve_since,
@@ -57,7 +58,10 @@ def test_parse(text: str, parsed: object) -> None:
         ("history 2h limit 101", "from 1 to 100"),
         ("history 2h to sales", "is not a phone number"),
         ("status now", "takes no arguments"),
-        ("send 0409 hi", "I don't know `send`"),
+        ("fetch 0409 hi", "I don't know `fetch`"),
+        ("send", "/sms send <number> <text>"),
+        ("send 0409560857", "/sms send <number> <text>"),
+        ("send nobody hello", "is not a phone number"),
     ],
 )
 def test_parse_problems_become_help_with_the_reason(text: str, problem: str) -> None:
@@ -143,3 +147,12 @@ def test_rate_limiter_slides() -> None:
     assert limiter.retry_in("U1") == 60
     clock[0] = 60.0
     assert limiter.allow("U1")
+
+
+def test_send_keeps_the_text_as_typed_and_reads_the_numbers() -> None:
+    parsed = parse_command("send 0409560857 Your parcel  is here\nat the desk", "AU")
+    assert parsed == SendArgs(
+        number="61409560857", line=None, text="Your parcel  is here\nat the desk"
+    )
+    chosen = parse_command("send +61409560857 from 0411001001 hi", "AU")
+    assert chosen == SendArgs(number="61409560857", line="61411001001", text="hi")

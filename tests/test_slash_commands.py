@@ -471,3 +471,31 @@ async def test_help_explains_answering_by_sms_and_the_note_prefix(slack_side: An
     answer = await side.ask("help")
     assert "goes out by SMS" in answer
     assert "`#note`" in answer
+
+
+async def test_sms_send_opens_a_thread_and_the_answer_arrives_in_it(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side(routes={OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX})
+    answer = await side.ask("send 0409560857 Your parcel is at the front desk", channel=OPS)
+    assert "Queued" in answer
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 15)
+    [sent] = served.provider.sent
+    assert (sent.recipient, sent.sender, sent.text) == (
+        ALICE,
+        OPS_LINE,
+        "Your parcel is at the front desk",
+    )
+    [parent] = served.slack.top_level(OPS)
+    assert "Your parcel is at the front desk" in parent["text"]
+    served.provider.reply_to(sent, "Thanks, on my way")
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    [answered] = served.slack.replies(OPS, parent["ts"])
+    assert answered["blocks"][-1]["text"]["text"] == "Thanks, on my way"
+
+
+async def test_sms_send_where_sending_is_off_says_so(served: Served, slack_side: Any) -> None:
+    side = await slack_side()  # plain routes: replies off
+    answer = await side.ask("send 0409560857 hello", channel=OPS)
+    assert "not turned on" in answer
+    assert served.provider.sent == []

@@ -26,6 +26,7 @@ from smsbridge.pipeline.sender import Sender, not_sent
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
+from smsbridge.slack.render import SlackMessage
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
 from smsbridge.slash.replies import ReplyIntake
@@ -76,13 +77,6 @@ class Bridge:
     replies: ReplyIntake = field(init=False)
 
     def __post_init__(self) -> None:
-        self.commands = SmsCommand(
-            self.settings,
-            [(lane.account, lane.provider) for lane in self.lanes],
-            self.store,
-            self.slack,
-            self.status,
-        )
         senders = {lane.account.name: lane.sender for lane in self.lanes}
 
         async def wake_sender(account: str) -> None:
@@ -100,7 +94,25 @@ class Bridge:
             max_parts=self.settings.max_sms_parts,
             on_queued=wake_sender,
             on_refused=refused,
+            post_parent=self._post_parent,
         )
+        self.commands = SmsCommand(
+            self.settings,
+            [(lane.account, lane.provider) for lane in self.lanes],
+            self.store,
+            self.slack,
+            self.status,
+            self.replies,
+        )
+
+    async def _post_parent(self, channel: str, text: str) -> str:
+        """The parent of a conversation someone starts with `/sms send`."""
+        message = SlackMessage(
+            text=text,
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            metadata={"event_type": "sms_outbound", "event_payload": {}},
+        )
+        return await self.poster.post(channel, message, None)
 
     async def status(self) -> list[Status]:
         """What `/sms status` reports, per account."""

@@ -41,6 +41,8 @@ USAGE = (
     "*/sms history* `<since>` [`from <number>`] [`to <line>`] [`limit <n>`]\n"
     "    `<since>`: `30m`, `2h`, `3d`, `1w`, `today`, `yesterday`, `2026-11-30`, "
     "`2026-11-30T09:00` (your time zone unless you add an offset) or epoch seconds\n"
+    "*/sms send* `<number>` [`from <line>`] `<text>`: send an SMS and open a thread for the "
+    "answers (in channels where sending is turned on)\n"
     "*/sms status*: is the bridge healthy, what is waiting or failed\n"
     "*/sms help*: this text\n"
     "Examples: `/sms history 2h` · `/sms history today from 0409 560 857` · "
@@ -113,6 +115,16 @@ def provider_unavailable(error: ProviderTransientError) -> Answer:
     return notice(
         f":x: The SMS provider is not answering properly right now ({escape(str(error))}). "
         "Please try again in a minute."
+    )
+
+
+def send_answer(refusal: str | None) -> Answer:
+    """What `/sms send` tells the person who asked."""
+    if refusal is not None:
+        return notice(f":x: Not sent: {escape(refusal)}")
+    return notice(
+        ":outbox_tray: Queued. Its thread in this channel shows when it is sent, and the "
+        "answer arrives there."
     )
 
 

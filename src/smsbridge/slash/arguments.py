@@ -2,6 +2,7 @@
 
 /sms history <since> [from <number>] [to <line>] [limit <n>]
 /sms history since:2h from:0409560857 limit:5
+/sms send <number> [from <line>] <text>
 /sms status
 /sms help
 """
@@ -52,7 +53,21 @@ class HelpArgs:
     problem: str | None = None  # why we are showing help, if the input was wrong
 
 
-Command = HistoryArgs | StatusArgs | HelpArgs
+@dataclass(frozen=True, slots=True)
+class SendArgs:
+    number: str  # normalised international digits
+    line: str | None  # the line to send from, when the person named one
+    text: str  # as typed (Slack markup), spacing and line breaks kept
+
+
+SEND_USAGE = (
+    "`/sms send <number> <text>` sends an SMS from this channel's line and opens a thread for "
+    "the conversation, e.g. `/sms send 0409560857 Your parcel is at the front desk`. Write the "
+    "number without spaces; add `from <line>` after it when the channel has several lines."
+)
+_SEND = re.compile(r"^\s*send(?:\s+(\S+))?(?:\s+from\s+(\S+))?(?:\s+(.*))?$", re.S | re.I)
+
+Command = HistoryArgs | StatusArgs | HelpArgs | SendArgs
 
 
 def parse_command(text: str, region: str) -> Command:
@@ -61,6 +76,8 @@ def parse_command(text: str, region: str) -> Command:
     if not words or words[0].lower() in ("help", "-h", "--help", "?"):
         return HelpArgs()
     verb, rest = words[0].lower(), words[1:]
+    if verb == "send":
+        return _send(text, region)
     if verb == "status":
         return (
             StatusArgs()
@@ -73,6 +90,18 @@ def parse_command(text: str, region: str) -> Command:
         return _history(rest, region)
     except ValueError as error:
         return HelpArgs(str(error))
+
+
+def _send(text: str, region: str) -> SendArgs | HelpArgs:
+    match = _SEND.match(text)
+    if match is None or not match.group(1) or not (match.group(3) or "").strip():
+        return HelpArgs(SEND_USAGE)
+    try:
+        number = normalise_number(match.group(1), region)
+        line = normalise_number(match.group(2), region) if match.group(2) else None
+    except ValueError as error:
+        return HelpArgs(f"{escape(str(error)[:200])}. {SEND_USAGE}")
+    return SendArgs(number=number, line=line, text=match.group(3).strip())
 
 
 def _history(words: list[str], region: str) -> HistoryArgs:

@@ -33,16 +33,19 @@ from smsbridge.slash.answers import (
     provider_refused,
     provider_unavailable,
     rate_limited,
+    send_answer,
     status_answer,
 )
 from smsbridge.slash.arguments import (
     HelpArgs,
     HistoryArgs,
+    SendArgs,
     StatusArgs,
     parse_command,
     resolve_since,
 )
 from smsbridge.slash.history import query_history
+from smsbridge.slash.replies import ReplyIntake
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,10 @@ class SmsCommand:
         store: Store,
         client: AsyncWebClient,
         status: Callable[[], Awaitable[list[Status]]],
+        replies: ReplyIntake,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._replies = replies
         self._settings = settings
         self._sources = sources
         self._store = store
@@ -85,6 +90,16 @@ class SmsCommand:
         if not self._limiter.allow(user):
             wait = max(1, round(self._limiter.retry_in(user)))
             return rate_limited(self._settings.history_rate_limit, wait)
+        if isinstance(parsed, SendArgs):
+            return send_answer(
+                await self._replies.start(
+                    str(command.get("channel_id") or ""),
+                    user,
+                    parsed.number,
+                    parsed.line,
+                    parsed.text,
+                )
+            )
         # History and status share one access rule: both show what the bridge carries.
         scope = self._scope(user, str(command.get("channel_id") or ""))
         if isinstance(scope, Answer):

@@ -15,9 +15,10 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from smsbridge.config import Account
+from smsbridge.config import DEFAULT_ROUTE, Account
 from smsbridge.provider.encoding import sms_size
 from smsbridge.slack.phone_text import mentioned_users, to_phone_text
+from smsbridge.slack.render import escape, format_number
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class ReplyIntake:
         max_parts: int,
         on_queued: Callable[[str], Awaitable[None]],
         on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
+        post_parent: Callable[[str, str], Awaitable[str]],
     ) -> None:
         self._store = store
         self._client = client
@@ -48,6 +50,7 @@ class ReplyIntake:
         self._on_queued = on_queued  # account -> wake its sender
         # (account, channel, ts, thread_ts, reason) -> count it, tell the person
         self._on_refused = on_refused
+        self._post_parent = post_parent  # (channel, mrkdwn) -> ts of the conversation's parent
         self._names: dict[str, str] = {}
 
     async def receive(self, event: Mapping[str, Any]) -> None:
@@ -82,6 +85,56 @@ class ReplyIntake:
             await self._on_refused(account_name, channel, ts, thread_ts, refusal)
         else:
             await self._on_queued(account_name)
+
+    async def start(
+        self, channel: str, user: str, number: str, line: str | None, text: str
+    ) -> str | None:
+        """`/sms send`: open a thread in `channel` with the SMS as its parent and queue the SMS.
+        Returns why it is not sent, or None when it is queued."""
+        chosen = self._line_for(channel, line)
+        if isinstance(chosen, str):
+            return chosen
+        account_name, from_line = chosen
+        phone_text = to_phone_text(text, await self._user_names(text))
+        refusal = self._refusal({}, phone_text)
+        if refusal is None and await self._store.optouts.is_out(account_name, from_line, number):
+            refusal = "this number has opted out (STOP): SMS to it are not sent"
+        if refusal is not None:
+            return refusal
+        parent = await self._post_parent(
+            channel,
+            f":outbox_tray: *SMS to {format_number(number)}* from "
+            f"{format_number(from_line) if from_line else 'the provider'} by <@{user}>\n"
+            f"{escape(phone_text)}",
+        )
+        await self._store.outbox.record(
+            account_name, channel, parent, None, user, number, from_line, phone_text
+        )
+        await self._on_queued(account_name)
+        return None
+
+    def _line_for(self, channel: str, line: str | None) -> tuple[str, str | None] | str:
+        """(account, line) that `/sms send` in `channel` goes out from, or why there is none."""
+        options = [
+            (name, key)
+            for name, account in self._accounts.items()
+            for key, routed in account.routes.items()
+            if routed == channel and key in account.replies
+        ]
+        if not options:
+            return "sending is not turned on for this channel (ask the bridge's admin)"
+        if line is not None:
+            named = [(name, key) for name, key in options if key == line]
+            if named:
+                return named[0]
+            return f"{format_number(line)} is not a line of this channel"
+        lines = [(name, key) for name, key in options if key != DEFAULT_ROUTE]
+        if len(lines) > 1:
+            shown = ", ".join(format_number(key) for _, key in lines)
+            return f"this channel has several lines ({shown}): add `from <line>` after the number"
+        if lines:
+            return lines[0]
+        return options[0][0], None  # the default route: the provider picks the number
 
     def _refusal(self, event: Mapping[str, Any], text: str) -> str | None:
         if event.get("files") or event.get("subtype") == "file_share":
