@@ -184,3 +184,33 @@ async def test_a_reply_longer_than_three_parts_is_refused_with_its_length(
     assert served.provider.sent == []
     explained = [m["text"] for m in served.slack.replies(OPS, thread) if "not sent" in m["text"]]
     assert any("4 SMS parts (500 GSM-7 characters)" in text for text in explained)
+
+
+async def test_editing_or_deleting_a_sent_reply_is_explained_not_sent_again(
+    served: Served, side: Side
+) -> None:
+    thread = await side.customer_texts("what time?")
+    ts = await side.reply(thread, "10am")
+    await side.settle()
+    edited = {"user": "U0JANE", "text": "11am", "ts": ts, "thread_ts": thread}
+    answer = await side.event(
+        {
+            "subtype": "message_changed",
+            "ts": f"{ts}1",
+            "message": edited,
+            "previous_message": {**edited, "text": "10am"},
+        }
+    )
+    assert answer.status_code == 200
+    deleted = await side.event(
+        {"subtype": "message_deleted", "ts": f"{ts}2", "deleted_ts": ts, "previous_message": edited}
+    )
+    assert deleted.status_code == 200
+    await side.settle()
+    assert [sent.text for sent in served.provider.sent] == ["10am"]  # the edit was not sent
+    notes = [
+        m["text"] for m in served.slack.replies(OPS, thread) if "cannot be changed" in m["text"]
+    ]
+    assert len(notes) == 2
+    assert "edit is not sent" in notes[0]
+    assert "does not unsend" in notes[1]

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
-from smsbridge.errors import SlackAuthError
+from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
 from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
@@ -95,6 +95,7 @@ class Bridge:
             on_queued=wake_sender,
             on_refused=refused,
             post_parent=self._post_parent,
+            on_changed=self._note_in_thread,
         )
         self.commands = SmsCommand(
             self.settings,
@@ -104,6 +105,18 @@ class Bridge:
             self.status,
             self.replies,
         )
+
+    async def _note_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        """A word from the bridge in a thread; feedback, so a failure is only logged."""
+        message = SlackMessage(
+            text=text,
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            metadata={"event_type": "sms_outbound_status", "event_payload": {}},
+        )
+        try:
+            await self.poster.post(channel, message, thread_ts)
+        except (SlackTransientError, SlackRejectedError) as error:
+            log.info("could not post a note in %s: %s", channel, error)
 
     async def _post_parent(self, channel: str, text: str) -> str:
         """The parent of a conversation someone starts with `/sms send`."""

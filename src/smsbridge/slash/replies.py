@@ -19,6 +19,7 @@ from smsbridge.config import DEFAULT_ROUTE, Account
 from smsbridge.provider.encoding import sms_size
 from smsbridge.slack.phone_text import mentioned_users, to_phone_text
 from smsbridge.slack.render import escape, format_number
+from smsbridge.store.outbox import OutState
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class ReplyIntake:
         on_queued: Callable[[str], Awaitable[None]],
         on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
         post_parent: Callable[[str, str], Awaitable[str]],
+        on_changed: Callable[[str, str, str], Awaitable[None]],
     ) -> None:
+        self._on_changed = on_changed  # (channel, thread_ts, text) -> a note in the thread
         self._store = store
         self._client = client
         self._accounts = accounts
@@ -56,6 +59,9 @@ class ReplyIntake:
     async def receive(self, event: Mapping[str, Any]) -> None:
         """Record a thread reply that should go out. Raises if the database cannot take it,
         so that the event is not acknowledged and Slack delivers it again."""
+        if event.get("subtype") in ("message_changed", "message_deleted"):
+            await self._changed(event)
+            return
         if event.get("bot_id") or event.get("subtype") not in SENDABLE_SUBTYPES:
             return
         channel, ts = str(event.get("channel") or ""), str(event.get("ts") or "")
@@ -85,6 +91,30 @@ class ReplyIntake:
             await self._on_refused(account_name, channel, ts, thread_ts, refusal)
         else:
             await self._on_queued(account_name)
+
+    async def _changed(self, event: Mapping[str, Any]) -> None:
+        """An SMS cannot be edited or unsent: say so when someone edits or deletes one."""
+        channel = str(event.get("channel") or "")
+        now, before = event.get("message"), event.get("previous_message")
+        if event.get("subtype") == "message_deleted":
+            original, what = event.get("deleted_ts"), "Deleting it in Slack does not unsend it"
+        elif isinstance(now, dict) and isinstance(before, dict):
+            if now.get("text") == before.get("text"):
+                return  # not an edit of the text (a thread's reply count, an unfurl)
+            original, what = now.get("ts"), "The edit is not sent as a second SMS"
+        else:
+            return
+        if not isinstance(original, str):
+            return
+        sms = await self._store.outbox.get(channel, original)
+        if sms is None or sms.state in (OutState.REFUSED, OutState.FAILED):
+            return
+        await self._on_changed(
+            channel,
+            sms.thread_ts or sms.slack_ts,
+            f":information_source: {what}: an SMS cannot be changed once it is on its way. "
+            "The customer has the text that was sent.",
+        )
 
     async def start(
         self, channel: str, user: str, number: str, line: str | None, text: str
