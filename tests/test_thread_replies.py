@@ -79,12 +79,14 @@ class Side:
 
 
 @pytest.fixture
-async def side(served: Served, make_settings: MakeSettings) -> AsyncIterator[Side]:
+async def side(
+    served: Served, make_settings: MakeSettings, request: pytest.FixtureRequest
+) -> AsyncIterator[Side]:
     port = free_port()
     routes = {OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX}
-    service = Service(
-        make_settings(port=port, routes=routes), host="127.0.0.1", handle_signals=False
-    )
+    overrides = getattr(request, "param", {})  # settings a test asks for (indirect)
+    settings = make_settings(port=port, routes=routes, **overrides)
+    service = Service(settings, host="127.0.0.1", handle_signals=False)
     task = asyncio.create_task(service.run())
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         while True:
@@ -214,3 +216,14 @@ async def test_editing_or_deleting_a_sent_reply_is_explained_not_sent_again(
     assert len(notes) == 2
     assert "edit is not sent" in notes[0]
     assert "does not unsend" in notes[1]
+
+
+@pytest.mark.parametrize("side", [{"send_limit_per_person": 2}], indirect=True)
+async def test_a_person_over_the_send_limit_is_told_to_wait(served: Served, side: Side) -> None:
+    thread = await side.customer_texts("hello")
+    for text in ("one", "two", "three"):
+        await side.reply(thread, text)
+    await side.settle()
+    assert [sent.text for sent in served.provider.sent] == ["one", "two"]
+    thread_texts = [m["text"] for m in served.slack.replies(OPS, thread)]
+    assert any("most SMS allowed in a minute" in text for text in thread_texts)

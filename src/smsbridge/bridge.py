@@ -92,6 +92,8 @@ class Bridge:
             {lane.account.name: lane.account for lane in self.lanes},
             note_prefix=self.settings.note_prefix,
             max_parts=self.settings.max_sms_parts,
+            per_person=self.settings.send_limit_per_person,
+            per_account=self.settings.send_limit_per_account,
             on_queued=wake_sender,
             on_refused=refused,
             post_parent=self._post_parent,

@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     history_rate_limit: int = Field(default=10, ge=1)
     note_prefix: str = Field(default="//", min_length=1)  # a thread reply so marked is never sent
     max_sms_parts: int = Field(default=3, ge=1, le=10)  # a longer reply is refused, not sent
+    # SMS a person, and an account, may send from Slack per minute: an accident stays cheap.
+    send_limit_per_person: int = Field(default=20, ge=1)
+    send_limit_per_account: int = Field(default=120, ge=1)
     alerts: list[AlertRule] = Field(default_factory=list)
 
     @field_validator("default_region")

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import DEFAULT_ROUTE, Account
 from smsbridge.provider.encoding import sms_size
+from smsbridge.ratelimit import RateLimiter
 from smsbridge.slack.phone_text import mentioned_users, to_phone_text
 from smsbridge.slack.render import escape, format_number
 from smsbridge.store.outbox import OutState
@@ -39,6 +40,8 @@ class ReplyIntake:
         *,
         note_prefix: str,
         max_parts: int,
+        per_person: int = 20,
+        per_account: int = 120,
         on_queued: Callable[[str], Awaitable[None]],
         on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
         post_parent: Callable[[str, str], Awaitable[str]],
@@ -55,6 +58,8 @@ class ReplyIntake:
         self._on_refused = on_refused
         self._post_parent = post_parent  # (channel, mrkdwn) -> ts of the conversation's parent
         self._names: dict[str, str] = {}
+        self._per_person = RateLimiter(per_person, 60.0)
+        self._per_account = RateLimiter(per_account, 60.0)
 
     async def receive(self, event: Mapping[str, Any]) -> None:
         """Record a thread reply that should go out. Raises if the database cannot take it,
@@ -71,6 +76,8 @@ class ReplyIntake:
         text = str(event.get("text") or "")
         if text.lstrip().startswith(self._note_prefix):
             return  # an internal note, by the team's own convention
+        if await self._store.outbox.get(channel, ts) is not None:
+            return  # Slack delivered this event before
         found = await self._store.ledger.conversation(channel, thread_ts)
         if found is None:
             return  # not a thread smsbridge started
@@ -82,6 +89,7 @@ class ReplyIntake:
         refusal = self._refusal(event, phone_text)
         if refusal is None and await self._store.optouts.is_out(account_name, line, number):
             refusal = "this number has opted out (STOP): replies to it are not sent"
+        refusal = refusal or self._over_limit(account_name, user)
         new = await self._store.outbox.record(
             account_name, channel, ts, thread_ts, user, number, line, phone_text, refused=refusal
         )
@@ -129,6 +137,7 @@ class ReplyIntake:
         refusal = self._refusal({}, phone_text)
         if refusal is None and await self._store.optouts.is_out(account_name, from_line, number):
             refusal = "this number has opted out (STOP): SMS to it are not sent"
+        refusal = refusal or self._over_limit(account_name, user)
         if refusal is not None:
             return refusal
         parent = await self._post_parent(
@@ -165,6 +174,19 @@ class ReplyIntake:
         if lines:
             return lines[0]
         return options[0][0], None  # the default route: the provider picks the number
+
+    def _over_limit(self, account: str, user: str) -> str | None:
+        """Counts one SMS against both limits; the reason when one of them is reached."""
+        if not self._per_person.allow(user):
+            wait = max(1, round(self._per_person.retry_in(user)))
+            return f"you have sent the most SMS allowed in a minute; try again in {wait} seconds"
+        if not self._per_account.allow(account):
+            wait = max(1, round(self._per_account.retry_in(account)))
+            return (
+                "this account has sent the most SMS allowed in a minute (ask the bridge's admin "
+                f"to raise SMSBRIDGE_SEND_LIMIT_PER_ACCOUNT); try again in {wait} seconds"
+            )
+        return None
 
     def _refusal(self, event: Mapping[str, Any], text: str) -> str | None:
         if event.get("files") or event.get("subtype") == "file_share":
