@@ -3,15 +3,17 @@ and with every refusal explained. Real HTTP to both stand-ins, a real SQLite fil
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from conftest import OPS, OPS_LINE, PASSWORD, USERNAME, Harness, MakeHarness, Served
 from smsbridge.config import ProviderSettings
-from smsbridge.pipeline.sender import IN_DOUBT
+from smsbridge.pipeline.sender import IN_DOUBT_SETTLE
 from smsbridge.sim.provider import Account, Fault
 from smsbridge.store.outbox import OutState
+from smsbridge.store.schema import outbound
 
 CUSTOMER = "61409560857"
 
@@ -69,7 +71,7 @@ async def test_out_of_credit_is_explained_in_the_thread_and_nothing_is_sent(
     assert row.state == OutState.FAILED
 
 
-async def test_a_send_without_an_answer_is_never_sent_twice(
+async def test_a_send_without_an_answer_is_found_in_the_providers_list_not_sent_twice(
     served: Served, make_harness: MakeHarness
 ) -> None:
     provider = ProviderSettings(
@@ -80,26 +82,57 @@ async def test_a_send_without_an_answer_is_never_sent_twice(
     _, reply = await reply_in_thread(served, harness, "are you there?")
     served.provider.inject(Fault.SLOW)  # the SMS goes out; its answer comes too late
     await harness.lane.sender.kick()
-    await harness.lane.sender.idle()
+    await harness.lane.sender.idle()  # in doubt: it asks the provider until the SMS is listed
+    [sent] = served.provider.sent  # one copy, not two
     row = await harness.bridge.store.outbox.get(OPS, reply)
     assert row is not None
-    assert (row.state, row.reason) == (OutState.FAILED, IN_DOUBT)
-    await asyncio.wait_for(served.provider.wait_for_sent(1), 10)  # it did go out, late
-    await harness.lane.sender.kick()
-    await harness.lane.sender.idle()
-    assert len(served.provider.sent) == 1  # and never a second copy
+    assert (row.state, row.provider_id) == (OutState.SENT, sent.document_id)
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == reply)
+    assert message["reactions"] == ["white_check_mark"]
 
 
-async def test_an_sms_in_flight_when_a_process_stopped_is_not_sent_again(
+async def claimed_long_ago(harness: Harness, seq: int) -> None:
+    """The claim of a process that stopped mid-send, long enough ago to be settled."""
+    async with harness.bridge.store.engine.begin() as conn:
+        await conn.execute(
+            update(outbound)
+            .where(outbound.c.seq == seq)
+            .values(state="sending", claimed_at=time.time() - 2 * IN_DOUBT_SETTLE)
+        )
+
+
+async def test_an_sms_in_flight_when_a_process_stopped_and_never_sent_is_sent_once(
     served: Served, make_harness: MakeHarness
 ) -> None:
     harness = await make_harness()
-    _, reply = await reply_in_thread(served, harness, "in flight")
+    await reply_in_thread(served, harness, "in flight")
     [queued] = await harness.bridge.store.outbox.waiting(harness.account)
-    assert await harness.bridge.store.outbox.claim(queued.seq, "a replica that died")
+    await claimed_long_ago(harness, queued.seq)
     await harness.lane.sender.kick()
     await harness.lane.sender.idle()
-    assert served.provider.sent == []
+    [sent] = served.provider.sent  # not in the provider's list: sent now, once
+    assert sent.text == "in flight"
+
+
+async def test_an_sms_in_flight_when_a_process_stopped_that_went_out_is_not_sent_again(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    _, reply = await reply_in_thread(served, harness, "went out before the crash")
+    [queued] = await harness.bridge.store.outbox.waiting(harness.account)
+    await claimed_long_ago(harness, queued.seq)
+    served.provider.send(  # the provider got it just before the process died
+        {
+            "username": USERNAME,
+            "password": PASSWORD,
+            "recipient": CUSTOMER,
+            "sender": OPS_LINE,
+            "text": "went out before the crash",
+        }
+    )
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    assert len(served.provider.sent) == 1
     row = await harness.bridge.store.outbox.get(OPS, reply)
     assert row is not None
-    assert (row.state, row.reason) == (OutState.FAILED, IN_DOUBT)
+    assert (row.state, row.provider_id) == (OutState.SENT, served.provider.sent[0].document_id)

@@ -4,8 +4,11 @@
                                                 -> failed or refused: the thread says why
 
 Exactly once: a row is claimed before it is sent. A send that may have gone out without an
-answer (a timeout, a dropped connection) is never sent again: the person is told to check. A
-row found claimed when a worker starts was in flight when a process stopped: the same.
+answer (a timeout, a dropped connection), and a row found claimed when a worker starts (in
+flight when a process stopped), are in doubt: the provider's list of sent SMS (`allMessages`)
+is asked for one with the same recipient and text since the claim. Found: it was sent. Not
+found once the provider has had IN_DOUBT_SETTLE seconds to list it: it never went out, and is
+sent now. Only if that check itself cannot be made is the person asked to check instead.
 Feedback sits on the person's own message: a reaction when it is sent, a reply that explains
 any refusal in words.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -37,13 +41,17 @@ log = logging.getLogger(__name__)
 SENT_REACTION = "white_check_mark"
 FAILED_REACTION = "x"
 IN_DOUBT = (
-    "it may or may not have gone out (the SMS provider did not answer in time), so it is not "
-    "sent again: please check with the customer before resending"
+    "it may or may not have gone out (the SMS provider did not answer, and its list of sent SMS "
+    "could not be read), so it is not sent again: please check with the customer before resending"
 )
+IN_DOUBT_SETTLE = 60.0  # seconds the provider may take to list an SMS it has sent
+LOOKBACK = 60  # seconds before a claim in which the provider may have stamped the SMS
 
 
 class SmsSender(Protocol):
     async def send(self, recipient: str, text: str, sender: str | None) -> str: ...
+
+    async def sent_since(self, since: int) -> list[tuple[str, str, str]]: ...
 
 
 class Sender:
@@ -100,16 +108,21 @@ class Sender:
 
     async def _send_with_retry(self, sms: OutboundSms) -> None:
         if sms.state == OutState.SENDING:  # in flight when a process stopped
-            await self._fail(sms, OutState.FAILED, IN_DOUBT)
+            await self._settle(sms, sms.claimed_at or time.time())
             return
         if not await self._store.outbox.claim(sms.seq, self._holder):
             return  # someone else has it
+        await self._send(sms)
+
+    async def _send(self, sms: OutboundSms) -> None:
+        """Send a claimed SMS: retried while it surely did not go out, settled when in doubt."""
         backoff = Backoff(base=1.0, cap=self._retry_cap)
         while True:
+            claimed_at = time.time()
             try:
                 provider_id = await self._provider.send(sms.recipient, sms.text, sms.line)
             except ProviderInDoubtError:
-                await self._fail(sms, OutState.FAILED, IN_DOUBT)
+                await self._settle(sms, claimed_at)
                 return
             except ProviderRejectedError as error:
                 await self._fail(sms, OutState.FAILED, f"{error.meaning}. {error.fix}")
@@ -117,18 +130,49 @@ class Sender:
             except ProviderTransientError as error:  # not sent: safe to try again
                 delay = backoff.next_delay()
                 log.warning(
-                    "SMS to %s not sent yet: %s; retrying in %.1fs",
-                    sms.recipient[-3:],
-                    error,
-                    delay,
+                    "an SMS from Slack is not sent yet: %s; retrying in %.1fs", error, delay
                 )
                 await self._stop.sleep(delay)
                 continue
-            await self._store.outbox.sent(sms, provider_id)
-            self._metrics.outbound.labels(self._account, "sent").inc()
-            log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
-            await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
+            await self._sent(sms, provider_id)
             return
+
+    async def _settle(self, sms: OutboundSms, claimed_at: float) -> None:
+        """Find out whether an SMS in doubt went out: sent -> recorded; not sent -> sent now."""
+        backoff = Backoff(base=1.0, cap=10.0)
+        while True:
+            try:
+                listed = await self._provider.sent_since(int(claimed_at) - LOOKBACK)
+            except ProviderRejectedError as error:
+                await self._fail(sms, OutState.FAILED, f"{IN_DOUBT} ({error.meaning})")
+                return
+            except ProviderTransientError as error:
+                if time.time() - claimed_at > 10 * IN_DOUBT_SETTLE:
+                    await self._fail(sms, OutState.FAILED, IN_DOUBT)
+                    return
+                log.warning("cannot read the provider's sent SMS yet: %s", error)
+                await self._stop.sleep(backoff.next_delay())
+                continue
+            for provider_id, recipient, text in reversed(listed):
+                if (recipient, text) == (sms.recipient, sms.text) and not (
+                    await self._store.outbox.knows(self._account, provider_id)
+                ):
+                    log.info(
+                        "an SMS in doubt had gone out as %s; not sending it again", provider_id
+                    )
+                    await self._sent(sms, provider_id)
+                    return
+            if time.time() - claimed_at >= IN_DOUBT_SETTLE:
+                log.info("an SMS in doubt had not gone out; sending it now")
+                await self._send(sms)
+                return
+            await self._stop.sleep(backoff.next_delay())
+
+    async def _sent(self, sms: OutboundSms, provider_id: str) -> None:
+        await self._store.outbox.sent(sms, provider_id)
+        self._metrics.outbound.labels(self._account, "sent").inc()
+        log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
+        await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
 
     async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
         await self._store.outbox.finish(sms.seq, state, reason)

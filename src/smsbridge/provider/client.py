@@ -29,6 +29,7 @@ from smsbridge.models import PAGE_SIZE, Page, read_page
 
 MESSAGES_PATH = "/services/rest/user/messages"
 SEND_PATH = "/services/rest/message/sendSingle2"
+ALL_MESSAGES_PATH = "/services/rest/user/allMessages"
 MAX_BODY = 4 * 1024 * 1024  # a page is 100 SMS; a few MB leaves room for long multi-part texts
 
 # status -> (meaning, what the operator should do). 9999 is transient and handled apart.
@@ -118,6 +119,30 @@ class ProviderClient:
             if error.reached:
                 raise ProviderInDoubtError(str(error)) from None
             raise
+
+    async def sent_since(self, since: int) -> list[tuple[str, str, str]]:
+        """(id, recipient, text) of the SMS we sent from `since` on (`allMessages`), to find out
+        whether a send that got no answer went out. One page: the caller asks from a moment
+        shortly before its claim, so a page covers it."""
+        _, body = await self._exchange(ALL_MESSAGES_PATH, {"since": str(since)})
+        status, document = _status_of(body)
+        _raise_for(status, REJECTIONS)
+        outgoing = document.get("outgoingMessages")
+        found: list[tuple[str, str, str]] = []
+        for record in outgoing if isinstance(outgoing, list) else []:
+            if not isinstance(record, dict):
+                continue
+            ident = record.get("documentId")
+            # one version of the documentation spells it "recpipent"
+            recipient = record.get("recipient", record.get("recpipent"))
+            text = record.get("text")
+            if isinstance(ident, int) and not isinstance(ident, bool):
+                ident = str(ident)
+            if isinstance(recipient, int) and not isinstance(recipient, bool):
+                recipient = str(recipient)
+            if isinstance(ident, str) and isinstance(recipient, str) and isinstance(text, str):
+                found.append((ident, recipient.removeprefix("+"), text))
+        return found
 
     async def _exchange(self, path: str, fields: dict[str, str]) -> tuple[str | None, bytes]:
         """POST our credentials and `fields` to `path`: (Date header, body), or an error."""

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 MESSAGES_PATH = "/services/rest/user/messages"
 SEND_PATH = "/services/rest/message/sendSingle2"
+ALL_MESSAGES_PATH = "/services/rest/user/allMessages"
 
 
 class Fault(Enum):
@@ -224,6 +225,24 @@ class ProviderSim:
             self._sent_changed.clear()
             await self._sent_changed.wait()
 
+    def all_messages(self, params: dict[str, str]) -> dict[str, Any]:
+        """`allMessages`: the inbox page, with our outgoing SMS from `since` beside it."""
+        body = self.answer(params)
+        if body.get("status") != 0:
+            return body
+        start = int(params["since"])
+        outgoing = [
+            {
+                "documentId": sent.document_id,
+                "recipient": sent.recipient,
+                "text": sent.text,
+                "timestamp": sent.timestamp,
+            }
+            for sent in self.sent
+            if sent.account == params["username"] and sent.timestamp >= start
+        ][: self.page_size]
+        return {**body, "incomingMessages": body.pop("messages"), "outgoingMessages": outgoing}
+
     def answer(self, params: dict[str, str]) -> dict[str, Any]:
         """The JSON document for one request (status codes as documented)."""
         refused = self._refusal(params)
@@ -282,6 +301,9 @@ class ProviderSim:
         if fault is Fault.SLOW:  # the SMS goes out, but the answer comes too late
             await asyncio.sleep(self.slow_seconds)
         return JSONResponse(self.send(params))
+
+    async def _all_endpoint(self, request: Request) -> Response:
+        return JSONResponse(self.all_messages(await self._params(request)))
 
     async def _params(self, request: Request) -> dict[str, str]:
         """Query parameters, and a form body's fields for POST."""
@@ -375,6 +397,7 @@ class ProviderSim:
             routes=[
                 Route(MESSAGES_PATH, self._endpoint, methods=["GET", "POST"]),
                 Route(SEND_PATH, self._send_endpoint, methods=["GET", "POST"]),
+                Route(ALL_MESSAGES_PATH, self._all_endpoint, methods=["GET", "POST"]),
                 Route("/_sim/messages", self._control_add, methods=["POST"]),
                 Route("/_sim/faults", self._control_fault, methods=["POST"]),
             ]

@@ -44,6 +44,7 @@ class OutboundSms:
     state: OutState
     provider_id: str | None = None
     reason: str | None = None
+    claimed_at: float | None = None
 
 
 class Outbox:
@@ -136,6 +137,16 @@ class Outbox:
                 .values(state=state, reason=reason, done_at=time.time())
             )
 
+    async def knows(self, account: str, provider_id: str) -> bool:
+        """Whether an SMS with this provider id is already recorded as ours (sent)."""
+        async with self._engine.connect() as conn:
+            row = await conn.execute(
+                select(outbound.c.seq).where(
+                    outbound.c.account == account, outbound.c.provider_id == provider_id
+                )
+            )
+            return row.first() is not None
+
     async def counts(self, account: str) -> dict[str, int]:
         """Outbound SMS per state."""
         async with self._engine.connect() as conn:
@@ -173,4 +184,5 @@ def _row(values: RowMapping) -> OutboundSms:
         state=OutState(values["state"]),
         provider_id=values["provider_id"],
         reason=values["reason"],
+        claimed_at=values["claimed_at"],
     )
