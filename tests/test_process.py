@@ -149,14 +149,16 @@ async def test_db_upgrade_creates_then_reports_up_to_date(served: Served, tmp_pa
     assert (code, out.strip()) == (0, f"database schema is up to date (version {LATEST})")
 
 
-async def test_demo_shows_threads_and_defuses_the_channel_ping(tmp_path: Path) -> None:
+async def test_demo_shows_threads_a_reply_from_slack_and_defuses_the_channel_ping(tmp_path: Path) -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSBRIDGE_", "SLACK_"))}
     env["COLUMNS"] = "160"
-    code, out, err = await finish(await smsbridge("demo", "--seconds", "9", env=env))
+    code, out, err = await finish(await smsbridge("demo", "--seconds", "12", env=env))
     assert code == 0, err
     assert "#field-ops" in out
+    assert "U0SAM (Slack): Thanks! Sam will ring the bell" in out  # answered from Slack ...
+    assert "Perfect, see you then!" in out  # ... and the customer's answer in the same thread
     assert "#sms-inbox" in out
     assert "↳ Actually, could we make it 10:00?" in out
     assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS

@@ -9,27 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import re
 import socket
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
+from slack_sdk.signature import SignatureVerifier
 
 from smsbridge.config import Settings
 from smsbridge.service import Service
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
-from smsbridge.sim.slack import SlackSim
+from smsbridge.sim.slack import BOT_USER, SlackSim
 
 OPS_LINE, SUPPORT_LINE = "61411001001", "61400000002"
-ROUTES = {OPS_LINE: "C0OPS", "*": "C0INBOX"}
+# Field ops may answer by SMS from Slack; the support inbox only reads.
+ROUTES: dict[str, Any] = {OPS_LINE: {"channel": "C0OPS", "replies": True}, "*": "C0INBOX"}
+SECRET = "demo-secret"
+TEAM_REPLY = "Thanks! Sam will ring the bell at 11 :thumbsup:"
 
 # Outbound messages that the team sent earlier; customers' answers quote their ids.
 OUTBOUND = {
@@ -79,6 +86,49 @@ async def feed(provider: ProviderSim, origins: dict[str, str], stop: asyncio.Eve
             await asyncio.wait_for(stop.wait(), timeout=random.uniform(2, 5))
 
 
+async def converse(provider: ProviderSim, slack: SlackSim, port: int, stop: asyncio.Event) -> None:
+    """A team member answers the gate-code SMS in its thread, as Slack would tell the bridge
+    (a signed event); the SMS goes out, and the customer's answer comes back to the thread."""
+    try:
+        async with asyncio.timeout(60):
+            await slack.wait_for_sms(2)
+            parent = next(m for m in slack.top_level("C0OPS") if "Gate code" in m["text"])
+            await asyncio.sleep(1.0)  # a person takes a moment to type
+            ts = slack.say("C0OPS", "U0SAM", TEAM_REPLY, thread_ts=parent["ts"])
+            event = {
+                "type": "event_callback",
+                "team_id": "T0SIM",
+                "event_id": f"Ev{ts}",
+                "event": {
+                    "type": "message",
+                    "channel": "C0OPS",
+                    "user": "U0SAM",
+                    "text": TEAM_REPLY,
+                    "ts": ts,
+                    "thread_ts": parent["ts"],
+                },
+            }
+            body = json.dumps(event)
+            stamp = str(int(time.time()))
+            signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                await http.post(
+                    "/slack/events",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Slack-Request-Timestamp": stamp,
+                        "X-Slack-Signature": str(signature),
+                    },
+                )
+            await provider.wait_for_sent(1)
+            await asyncio.sleep(1.5)
+            if not stop.is_set():
+                provider.reply_to(provider.sent[0], "Perfect, see you then!")
+    except (TimeoutError, httpx.HTTPError, StopIteration):
+        return  # the demo goes on without this part
+
+
 _DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
 _MENTION = re.compile(r"<!(here|channel)>|<!subteam\^(\w+)>|<@(\w+)>")
 
@@ -94,6 +144,14 @@ def as_seen_in_slack(mrkdwn: str) -> str:
 
 def _message_lines(message: dict[str, Any], indent: str) -> Text:
     out = Text()
+    if message.get("user") and message.get("user") != BOT_USER:  # a person wrote it
+        reactions = " ".join(
+            {"white_check_mark": "✅", "x": "❌"}.get(name, name)
+            for name in message.get("reactions", [])
+        )
+        out.append(f"{indent}{message['user']} (Slack): ", style="bold magenta")
+        out.append(f"{as_seen_in_slack(message.get('text', ''))} {reactions}\n")
+        return out
     for block in message.get("blocks", []):
         if block["type"] == "context":
             out.append(
@@ -141,7 +199,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                 },
                 slack={
                     "bot_token": slack.token,
-                    "signing_secret": "demo-secret",
+                    "signing_secret": SECRET,
                     "api_url": f"{slack_url}/api/",
                     "post_interval": 0.3,
                 },
@@ -154,6 +212,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
             service = Service(settings, host="127.0.0.1")
             running = asyncio.create_task(service.run())
             feeder = asyncio.create_task(feed(provider, origins, stop_feed))
+            conversation = asyncio.create_task(converse(provider, slack, settings.port, stop_feed))
             console.print(
                 f"[bold]smsbridge demo[/]: provider stand-in at {provider_url}, Slack stand-in at "
                 f"{slack_url}. Press Ctrl-C to stop.\n"
@@ -171,6 +230,9 @@ async def run_demo(seconds: float | None, console: Console) -> int:
             stop_feed.set()
             service.stop.set()
             await feeder
+            conversation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await conversation
             code = await running
     if service.fatal is not None:
         console.print(f"[red]{service.fatal}[/]")
