@@ -149,7 +149,9 @@ async def test_db_upgrade_creates_then_reports_up_to_date(served: Served, tmp_pa
     assert (code, out.strip()) == (0, f"database schema is up to date (version {LATEST})")
 
 
-async def test_demo_shows_threads_a_reply_from_slack_and_defuses_the_channel_ping(tmp_path: Path) -> None:
+async def test_demo_shows_threads_a_reply_from_slack_and_defuses_the_channel_ping(
+    tmp_path: Path,
+) -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSBRIDGE_", "SLACK_"))}

@@ -499,3 +499,44 @@ async def test_sms_send_where_sending_is_off_says_so(served: Served, slack_side:
     answer = await side.ask("send 0409560857 hello", channel=OPS)
     assert "not turned on" in answer
     assert served.provider.sent == []
+
+
+async def test_socket_mode_takes_a_thread_reply_and_acknowledges_it_once_recorded(
+    served: Served, slack_side: Any
+) -> None:
+    settings_slack = SlackSettings(
+        bot_token=SecretStr(served.slack.token),
+        signing_secret=SecretStr(SECRET),
+        api_url=f"{served.slack_url}/api/",
+        app_token=SecretStr(served.slack.app_token),
+        post_interval=0,
+    )
+    routes = {OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX}
+    side = await slack_side(slack=settings_slack, routes=routes)
+    await asyncio.wait_for(served.slack.wait_for_socket(), 15)
+    served.provider.add(ALICE, "over the socket, please answer")
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+    assert side.service.bridge is not None
+    await side.service.bridge.lanes[0].delivery.idle()  # the post and its thread are recorded
+    parent = served.slack.top_level(OPS)[0]["ts"]
+    ts = served.slack.say(OPS, "U0ALICE", "On our way", thread_ts=parent)
+    event = {
+        "type": "event_callback",
+        "team_id": "T0SIM",
+        "event_id": "Ev1",
+        "event": {
+            "type": "message",
+            "channel": OPS,
+            "user": "U0ALICE",
+            "text": "On our way",
+            "ts": ts,
+            "thread_ts": parent,
+        },
+    }
+    for _ in range(2):  # Socket Mode redelivers too: sent once
+        envelope = await served.slack.send_envelope("events_api", event)
+        ack = await asyncio.wait_for(served.slack.socket_acks.get(), 15)
+        assert ack["envelope_id"] == envelope  # acknowledged after it was recorded
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 15)
+    await side.service.bridge.lanes[0].sender.idle()
+    assert [sent.text for sent in served.provider.sent] == ["On our way"]
