@@ -121,6 +121,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "users.info": {"users:read"},
     "reactions.add": {"reactions:write"},
     "reactions.remove": {"reactions:write"},
+    "usergroups.users.list": {"usergroups:read"},
 }
 COMMAND_SCOPES = {"commands"}
 
@@ -184,9 +185,9 @@ def slack_methods_called() -> set[str]:
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 name = node.value
             if name and re.fullmatch(
-                r"(auth|chat|conversations|users|apps|reactions)_[a-zA-Z]+", name
+                r"(auth|chat|conversations|users|apps|reactions|usergroups)_[a-zA-Z_]+", name
             ):
-                called.add(name.replace("_", ".", 1))
+                called.add(name.replace("_", "."))
     return called
 
 

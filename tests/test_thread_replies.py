@@ -227,3 +227,17 @@ async def test_a_person_over_the_send_limit_is_told_to_wait(served: Served, side
     assert [sent.text for sent in served.provider.sent] == ["one", "two"]
     thread_texts = [m["text"] for m in served.slack.replies(OPS, thread)]
     assert any("most SMS allowed in a minute" in text for text in thread_texts)
+
+
+@pytest.mark.parametrize("side", [{"send_allowed": "U0BOSS,S0DISPATCH"}], indirect=True)
+async def test_only_the_allowed_people_and_groups_may_send(served: Served, side: Side) -> None:
+    served.slack.usergroups["S0DISPATCH"] = ["U0JANE"]
+    thread = await side.customer_texts("anyone there?")
+    await side.reply(thread, "Jane here, in the dispatch group")
+    outsider = served.slack.say(OPS, "U0TEMP", "a temp trying", thread_ts=thread)
+    message = {"user": "U0TEMP", "text": "a temp trying", "ts": outsider, "thread_ts": thread}
+    assert (await side.event(message)).status_code == 200
+    await side.settle()
+    assert [sent.text for sent in served.provider.sent] == ["Jane here, in the dispatch group"]
+    thread_texts = [m["text"] for m in served.slack.replies(OPS, thread)]
+    assert any("only the people the bridge's admin listed" in text for text in thread_texts)

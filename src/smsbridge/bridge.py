@@ -94,6 +94,7 @@ class Bridge:
             max_parts=self.settings.max_sms_parts,
             per_person=self.settings.send_limit_per_person,
             per_account=self.settings.send_limit_per_account,
+            allowed=self.settings.send_allowed,
             on_queued=wake_sender,
             on_refused=refused,
             post_parent=self._post_parent,

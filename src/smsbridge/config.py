@@ -222,6 +222,9 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
     default_region: str = Field(default="AU", min_length=2, max_length=2)
     history_allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may send SMS from Slack, when set: user IDs (U...) and user groups (S...). Unset:
+    # anyone in a channel whose route has replies on.
+    send_allowed: Annotated[list[str], NoDecode] = Field(default_factory=list)
     history_rate_limit: int = Field(default=10, ge=1)
     note_prefix: str = Field(default="//", min_length=1)  # a thread reply so marked is never sent
     max_sms_parts: int = Field(default=3, ge=1, le=10)  # a longer reply is refused, not sent
@@ -240,7 +243,7 @@ class Settings(BaseSettings):
             )
         return region
 
-    @field_validator("history_allowed_users", mode="before")
+    @field_validator("history_allowed_users", "send_allowed", mode="before")
     @classmethod
     def _user_list(cls, value: object) -> object:
         # Either a JSON list or the friendlier comma-separated form: U0123,U0456

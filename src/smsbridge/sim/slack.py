@@ -74,6 +74,7 @@ class SlackSim:
     clock: Callable[[], float] = time.time
     channels: dict[str, SimChannel] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)  # user id -> IANA time zone
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # S... -> member user ids
     forced: deque[Forced] = field(default_factory=deque)
     calls: list[tuple[float, str, str | None, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -324,6 +325,12 @@ class SlackSim:
             message["thread_ts"] = thread_ts
         self.channels[channel_id].messages.append(message)
         return ts
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = str(args.get("usergroup"))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": self.usergroups[group]}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user"))

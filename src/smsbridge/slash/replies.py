@@ -10,7 +10,8 @@ we did not start and internal notes (the note prefix) are ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 # Plain messages and messages with files; everything else (joins, edits, broadcasts) is not
 # something a person wrote to the customer just now.
 SENDABLE_SUBTYPES = frozenset({None, "file_share"})
-QUEUED_REACTION = "hourglass_flowing_sand"
+GROUPS_TTL = 300.0  # seconds a user group's member list is trusted
 
 
 class ReplyIntake:
@@ -42,6 +43,7 @@ class ReplyIntake:
         max_parts: int,
         per_person: int = 20,
         per_account: int = 120,
+        allowed: Sequence[str] = (),
         on_queued: Callable[[str], Awaitable[None]],
         on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
         post_parent: Callable[[str, str], Awaitable[str]],
@@ -58,6 +60,9 @@ class ReplyIntake:
         self._on_refused = on_refused
         self._post_parent = post_parent  # (channel, mrkdwn) -> ts of the conversation's parent
         self._names: dict[str, str] = {}
+        self._allowed_users = {entry for entry in allowed if not entry.startswith("S")}
+        self._allowed_groups = [entry for entry in allowed if entry.startswith("S")]
+        self._group_members: tuple[float, set[str]] | None = None  # (read at, members)
         self._per_person = RateLimiter(per_person, 60.0)
         self._per_account = RateLimiter(per_account, 60.0)
 
@@ -89,7 +94,7 @@ class ReplyIntake:
         refusal = self._refusal(event, phone_text)
         if refusal is None and await self._store.optouts.is_out(account_name, line, number):
             refusal = "this number has opted out (STOP): replies to it are not sent"
-        refusal = refusal or self._over_limit(account_name, user)
+        refusal = refusal or await self._not_allowed(user) or self._over_limit(account_name, user)
         new = await self._store.outbox.record(
             account_name, channel, ts, thread_ts, user, number, line, phone_text, refused=refusal
         )
@@ -137,7 +142,7 @@ class ReplyIntake:
         refusal = self._refusal({}, phone_text)
         if refusal is None and await self._store.optouts.is_out(account_name, from_line, number):
             refusal = "this number has opted out (STOP): SMS to it are not sent"
-        refusal = refusal or self._over_limit(account_name, user)
+        refusal = refusal or await self._not_allowed(user) or self._over_limit(account_name, user)
         if refusal is not None:
             return refusal
         parent = await self._post_parent(
@@ -174,6 +179,32 @@ class ReplyIntake:
         if lines:
             return lines[0]
         return options[0][0], None  # the default route: the provider picks the number
+
+    async def _not_allowed(self, user: str) -> str | None:
+        """Why `user` may not send, when the admin narrowed who may (SMSBRIDGE_SEND_ALLOWED)."""
+        if not (self._allowed_users or self._allowed_groups) or user in self._allowed_users:
+            return None
+        if user in await self._members():
+            return None
+        return "only the people the bridge's admin listed may send SMS from Slack"
+
+    async def _members(self) -> set[str]:
+        """Members of the allowed user groups, read at most every GROUPS_TTL seconds."""
+        cached = self._group_members
+        if cached is not None and time.monotonic() - cached[0] < GROUPS_TTL:
+            return cached[1]
+        members: set[str] = set()
+        for group in self._allowed_groups:
+            try:
+                answer = await self._client.usergroups_users_list(usergroup=group)
+                users = answer.get("users")
+            except Exception as error:  # unreadable: nobody gets in through this group
+                log.warning("cannot read the members of %s (%s)", group, type(error).__name__)
+                continue
+            if isinstance(users, list):
+                members.update(str(user) for user in users)
+        self._group_members = (time.monotonic(), members)
+        return members
 
     def _over_limit(self, account: str, user: str) -> str | None:
         """Counts one SMS against both limits; the reason when one of them is reached."""
