@@ -109,6 +109,7 @@ class ProviderSim:
     bad_records: list[Any] = field(default_factory=list)  # sent with every page, as they are
     sent: list[SimSent] = field(default_factory=list)  # what `sendSingle2` was asked to send
     _sent_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    send_requested: asyncio.Event = field(default_factory=asyncio.Event)  # a send arrived
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -293,6 +294,7 @@ class ProviderSim:
 
     async def _send_endpoint(self, request: Request) -> Response:
         params = await self._params(request)
+        self.send_requested.set()
         fault = self.faults.popleft() if self.faults else None
         if fault is Fault.HTTP_500:
             return Response("Internal Server Error", status_code=500)
