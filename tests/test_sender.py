@@ -8,7 +8,7 @@ import time
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from conftest import OPS, OPS_LINE, PASSWORD, USERNAME, Harness, MakeHarness, Served
+from conftest import OPS, OPS_LINE, PASSWORD, USERNAME, FakeClock, Harness, MakeHarness, Served
 from smsbridge.config import ProviderSettings
 from smsbridge.pipeline.sender import IN_DOUBT_SETTLE
 from smsbridge.sim.provider import Account, Fault
@@ -136,3 +136,69 @@ async def test_an_sms_in_flight_when_a_process_stopped_that_went_out_is_not_sent
     row = await harness.bridge.store.outbox.get(OPS, reply)
     assert row is not None
     assert (row.state, row.provider_id) == (OutState.SENT, served.provider.sent[0].document_id)
+
+
+async def with_status_query(served: Served, make_harness: MakeHarness, clock: FakeClock) -> Harness:
+    provider = ProviderSettings(
+        url=served.provider_url,
+        username=USERNAME,
+        password=SecretStr(PASSWORD),
+        status_query=True,
+    )
+    return await make_harness(provider=provider, clock=clock)
+
+
+async def ask_later(served: Served, harness: Harness, clock: FakeClock, seconds: float) -> None:
+    """Time passes (for the bridge and the gateway alike), then the sender wakes up."""
+    clock.advance(seconds)
+    served.provider.clock = lambda: time.time() + seconds + 5
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+
+
+async def test_a_delivered_sms_says_so_on_the_persons_message(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    clock = FakeClock(time.time())
+    harness = await with_status_query(served, make_harness, clock)
+    _, reply = await reply_in_thread(served, harness, "see you at 10")
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    [sent] = served.provider.sent
+    served.provider.statuses[sent.document_id] = 11  # sent, not yet delivered
+    await ask_later(served, harness, clock, 3)
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == reply)
+    assert message["reactions"] == ["white_check_mark"]
+    served.provider.statuses[sent.document_id] = 2  # delivered
+    await ask_later(served, harness, clock, 60)
+    assert message["reactions"] == ["white_check_mark", "mailbox_with_mail"]
+
+
+async def test_an_undelivered_sms_is_explained_in_words(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    clock = FakeClock(time.time())
+    harness = await with_status_query(served, make_harness, clock)
+    parent, _ = await reply_in_thread(served, harness, "hello")
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    served.provider.statuses[served.provider.sent[0].document_id] = 5
+    await ask_later(served, harness, clock, 3)
+    explained = [
+        m["text"] for m in served.slack.replies(OPS, parent) if "not delivered" in m["text"]
+    ]
+    assert explained == [
+        ":x: This SMS was sent, but not delivered: the number cannot receive it (status 5)"
+    ]
+
+
+def test_status_checks_thin_out_and_stop_after_49_hours() -> None:
+    from smsbridge.provider.statuses import GIVE_UP_AFTER, next_check
+
+    sent = 1_000_000.0
+    assert next_check(sent, sent) == sent + 2
+    assert next_check(sent, sent + 5) == sent + 30
+    later = next_check(sent, sent + 7 * 3600)
+    assert later is not None
+    assert later > sent + 7 * 3600
+    assert next_check(sent, sent + GIVE_UP_AFTER) is None

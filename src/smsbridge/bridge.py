@@ -262,6 +262,8 @@ def _lane(
         holder=holder,
         may_send=keeper.holds,
         metrics=metrics,
+        status_query=account.provider.status_query,
+        clock=clock,
     )
 
     async def wake() -> None:

@@ -93,6 +93,9 @@ class ProviderSettings(BaseModel):
     username: UserName
     password: SecretStr = Field(min_length=1)
     timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for one whole page
+    # The provider can enable a status query per account: then each SMS sent from Slack gets
+    # its final word (delivered, or why not) on the person's message.
+    status_query: bool = False
 
 
 class SlackSettings(BaseModel):

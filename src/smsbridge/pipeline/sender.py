@@ -30,6 +30,7 @@ from smsbridge.errors import (
     SlackTransientError,
 )
 from smsbridge.metrics import Metrics
+from smsbridge.provider.statuses import DELIVERED, NOT_DELIVERED, is_final, next_check
 from smsbridge.slack.poster import SlackPoster
 from smsbridge.slack.render import SlackMessage, escape
 from smsbridge.stopping import Stopped, StopSignal
@@ -39,6 +40,7 @@ from smsbridge.store.store import Store
 log = logging.getLogger(__name__)
 
 SENT_REACTION = "white_check_mark"
+DELIVERED_REACTION = "mailbox_with_mail"
 FAILED_REACTION = "x"
 IN_DOUBT = (
     "it may or may not have gone out (the SMS provider did not answer, and its list of sent SMS "
@@ -52,6 +54,8 @@ class SmsSender(Protocol):
     async def send(self, recipient: str, text: str, sender: str | None) -> str: ...
 
     async def sent_since(self, since: int) -> list[tuple[str, str, str]]: ...
+
+    async def message_status(self, document_id: str) -> int | None: ...
 
 
 class Sender:
@@ -67,7 +71,11 @@ class Sender:
         may_send: Callable[[], bool] = lambda: True,
         retry_cap: float = 60.0,
         metrics: Metrics | None = None,
+        status_query: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._status_query = status_query  # the provider enabled it for this account
+        self._clock = clock
         self._metrics = metrics or Metrics()
         self._store = store
         self._provider = provider
@@ -101,6 +109,8 @@ class Sender:
                     if self._stop.is_set() or not self._may_send():
                         return
                     await self._send_with_retry(sms)
+                if self._status_query:
+                    await self._ask_statuses()
         except Stopped:
             return
         except Exception as error:  # a bug or a lost database: say so, the next kick retries
@@ -168,8 +178,39 @@ class Sender:
                 return
             await self._stop.sleep(backoff.next_delay())
 
+    async def _ask_statuses(self) -> None:
+        """The final word on SMS sent from Slack: delivered, or why not, on the person's message."""
+        now = self._clock()
+        for sms in await self._store.outbox.status_due(self._account, now):
+            if sms.provider_id is None or self._stop.is_set():
+                return
+            try:
+                status = await self._provider.message_status(sms.provider_id)
+            except (ProviderTransientError, ProviderRejectedError) as error:
+                log.info("cannot read an SMS's delivery status yet: %s", error)
+                status = None
+            sent_at = sms.done_at or now
+            if status is not None and is_final(status):
+                await self._store.outbox.delivery(sms.seq, status, None)
+                if status == DELIVERED:
+                    await self._poster.react(sms.channel, sms.slack_ts, DELIVERED_REACTION)
+                else:
+                    reason = NOT_DELIVERED[status]
+                    self._metrics.outbound.labels(self._account, "undelivered").inc()
+                    await not_sent(
+                        self._poster,
+                        sms.channel,
+                        sms.slack_ts,
+                        sms.thread_ts,
+                        f"{reason} (status {status})",
+                        headline="This SMS was sent, but not delivered",
+                    )
+                continue
+            await self._store.outbox.delivery(sms.seq, status, next_check(sent_at, now))
+
     async def _sent(self, sms: OutboundSms, provider_id: str) -> None:
-        await self._store.outbox.sent(sms, provider_id)
+        due = next_check(self._clock(), self._clock()) if self._status_query else None
+        await self._store.outbox.sent(sms, provider_id, due)
         self._metrics.outbound.labels(self._account, "sent").inc()
         log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
         await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
@@ -182,12 +223,17 @@ class Sender:
 
 
 async def not_sent(
-    poster: SlackPoster, channel: str, ts: str, thread_ts: str | None, reason: str
+    poster: SlackPoster,
+    channel: str,
+    ts: str,
+    thread_ts: str | None,
+    reason: str,
+    headline: str = "This SMS was not sent",
 ) -> None:
     """Tell the person, on their message and in its thread, that their SMS was not sent and
     why. Feedback, so a failure here is only logged."""
     await poster.react(channel, ts, FAILED_REACTION)
-    text = f":x: This SMS was not sent: {escape(reason)}"
+    text = f":x: {headline}: {escape(reason)}"
     message = SlackMessage(
         text=text,
         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],

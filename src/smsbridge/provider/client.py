@@ -29,6 +29,8 @@ from smsbridge.models import PAGE_SIZE, Page, read_page
 
 MESSAGES_PATH = "/services/rest/user/messages"
 SEND_PATH = "/services/rest/message/sendSingle2"
+STATUS_PATH = "/services/rest/message/status"
+TOO_SOON = -230  # asked for a status sooner than a second after sending
 ALL_MESSAGES_PATH = "/services/rest/user/allMessages"
 MAX_BODY = 4 * 1024 * 1024  # a page is 100 SMS; a few MB leaves room for long multi-part texts
 
@@ -119,6 +121,18 @@ class ProviderClient:
             if error.reached:
                 raise ProviderInDoubtError(str(error)) from None
             raise
+
+    async def message_status(self, document_id: str) -> int | None:
+        """The delivery status of an SMS we sent, or None when the provider has none yet."""
+        _, body = await self._exchange(STATUS_PATH, {"documentId": document_id})
+        status, document = _status_of(body)
+        if status == TOO_SOON:
+            return None
+        _raise_for(status, REJECTIONS)
+        value = document.get("messageStatus")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     async def sent_since(self, since: int) -> list[tuple[str, str, str]]:
         """(id, recipient, text) of the SMS we sent from `since` on (`allMessages`), to find out

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 MESSAGES_PATH = "/services/rest/user/messages"
 SEND_PATH = "/services/rest/message/sendSingle2"
+STATUS_PATH = "/services/rest/message/status"
 ALL_MESSAGES_PATH = "/services/rest/user/allMessages"
 
 
@@ -110,6 +111,7 @@ class ProviderSim:
     sent: list[SimSent] = field(default_factory=list)  # what `sendSingle2` was asked to send
     _sent_changed: asyncio.Event = field(default_factory=asyncio.Event)
     send_requested: asyncio.Event = field(default_factory=asyncio.Event)  # a send arrived
+    statuses: dict[str, int] = field(default_factory=dict)  # delivery status per sent id
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -304,6 +306,19 @@ class ProviderSim:
             await asyncio.sleep(self.slow_seconds)
         return JSONResponse(self.send(params))
 
+    async def _status_endpoint(self, request: Request) -> Response:
+        params = await self._params(request)
+        refused = self._refusal(params)
+        if refused is not None:
+            return JSONResponse(refused)
+        sent = {sms.document_id: sms for sms in self.sent}
+        ident = params.get("documentId", "")
+        if ident not in sent:
+            return JSONResponse({"status": 2})
+        if self.clock() - sent[ident].timestamp < 1:
+            return JSONResponse({"status": -230})  # asked too soon, as documented
+        return JSONResponse({"status": 0, "messageStatus": self.statuses.get(ident, 11)})
+
     async def _all_endpoint(self, request: Request) -> Response:
         return JSONResponse(self.all_messages(await self._params(request)))
 
@@ -400,6 +415,7 @@ class ProviderSim:
                 Route(MESSAGES_PATH, self._endpoint, methods=["GET", "POST"]),
                 Route(SEND_PATH, self._send_endpoint, methods=["GET", "POST"]),
                 Route(ALL_MESSAGES_PATH, self._all_endpoint, methods=["GET", "POST"]),
+                Route(STATUS_PATH, self._status_endpoint, methods=["GET", "POST"]),
                 Route("/_sim/messages", self._control_add, methods=["POST"]),
                 Route("/_sim/faults", self._control_fault, methods=["POST"]),
             ]

@@ -45,6 +45,8 @@ class OutboundSms:
     provider_id: str | None = None
     reason: str | None = None
     claimed_at: float | None = None
+    done_at: float | None = None
+    delivery_status: int | None = None
 
 
 class Outbox:
@@ -115,15 +117,23 @@ class Outbox:
             )
             return result.rowcount == 1
 
-    async def sent(self, sms: OutboundSms, provider_id: str) -> None:
+    async def sent(
+        self, sms: OutboundSms, provider_id: str, status_due: float | None = None
+    ) -> None:
         """sending -> sent, and the thread map learns the id, in one transaction: the
-        customer's answer (origin = this id) lands in this SMS's Slack thread."""
+        customer's answer (origin = this id) lands in this SMS's Slack thread. `status_due`:
+        when to ask for its delivery status, for accounts with the status query."""
         thread_ts = sms.thread_ts or sms.slack_ts
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(outbound)
                 .where(outbound.c.seq == sms.seq)
-                .values(state=OutState.SENT, provider_id=provider_id, done_at=time.time())
+                .values(
+                    state=OutState.SENT,
+                    provider_id=provider_id,
+                    done_at=time.time(),
+                    status_due=status_due,
+                )
             )
             key = ThreadKey(sms.channel, sms.recipient, provider_id)
             await self._threads.remember(conn, sms.account, key, thread_ts, int(time.time()))
@@ -135,6 +145,30 @@ class Outbox:
                 update(outbound)
                 .where(outbound.c.seq == seq)
                 .values(state=state, reason=reason, done_at=time.time())
+            )
+
+    async def status_due(self, account: str, now: float, limit: int = 50) -> list[OutboundSms]:
+        """Sent SMS whose delivery status is due to be asked for."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbound)
+                .where(
+                    outbound.c.account == account,
+                    outbound.c.state == OutState.SENT,
+                    outbound.c.status_due <= now,
+                )
+                .order_by(outbound.c.status_due)
+                .limit(limit)
+            )
+            return [_row(row._mapping) for row in rows]
+
+    async def delivery(self, seq: int, status: int | None, next_due: float | None) -> None:
+        """Record a delivery status (final or not) and when to ask next (None: never)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbound)
+                .where(outbound.c.seq == seq)
+                .values(delivery_status=status, status_due=next_due)
             )
 
     async def knows(self, account: str, provider_id: str) -> bool:
@@ -185,4 +219,6 @@ def _row(values: RowMapping) -> OutboundSms:
         provider_id=values["provider_id"],
         reason=values["reason"],
         claimed_at=values["claimed_at"],
+        done_at=values["done_at"],
+        delivery_status=values["delivery_status"],
     )

@@ -110,6 +110,10 @@ outbound = Table(
     Column("claimed_at", Float),
     Column("claimed_by", String(120)),
     Column("done_at", Float),
+    # Delivery, for accounts with the status query: the provider's final status, or the
+    # next time to ask (None when nobody asks: no status query, or a final status is known).
+    Column("delivery_status", Integer),
+    Column("status_due", Float),
     UniqueConstraint("channel", "slack_ts", name="outbound_slack_message"),
 )
 Index("outbound_queue", outbound.c.account, outbound.c.state, outbound.c.seq)
