@@ -92,3 +92,15 @@ def test_an_accepted_send_without_a_usable_id_is_malformed(answer: dict[str, obj
     # The SMS may have gone out: the caller must treat it as in doubt, not as refused.
     with pytest.raises(MalformedPageError):
         parse_sent(json.dumps(answer).encode())
+
+
+async def test_the_stand_in_takes_the_newer_json_shape_of_send_too(served: Served) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=served.provider_url) as http:
+        answer = await http.post(
+            "/services/rest/message/sendSingle2",
+            json={"username": USERNAME, "password": PASSWORD, "recipient": CUSTOMER, "text": "hi"},
+        )
+    assert answer.json()["status"] == 0
+    assert served.provider.sent[0].text == "hi"

@@ -202,3 +202,16 @@ def test_status_checks_thin_out_and_stop_after_49_hours() -> None:
     assert later is not None
     assert later > sent + 7 * 3600
     assert next_check(sent, sent + GIVE_UP_AFTER) is None
+
+
+async def test_a_passing_provider_failure_shows_retrying_then_sent(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    _, reply = await reply_in_thread(served, harness, "try again")
+    served.provider.inject(Fault.HTTP_500)  # refused for now: not sent, safe to retry
+    await harness.lane.sender.kick()
+    await harness.lane.sender.idle()
+    assert [sent.text for sent in served.provider.sent] == ["try again"]
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == reply)
+    assert message["reactions"] == ["repeat", "white_check_mark"]

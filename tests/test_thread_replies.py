@@ -116,7 +116,10 @@ async def test_a_thread_reply_goes_out_once_however_often_slack_delivers_it(
     assert (sent.recipient, sent.sender) == (CUSTOMER, OPS_LINE)
     assert sent.text == "Yes & see the map (https://x.example/map)"
     message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
-    assert "white_check_mark" in message["reactions"]
+    assert message["reactions"] == ["white_check_mark"]  # ⏳ while queued, then ✅ for sent
+    reacted = [method for _, method, _, status in served.slack.calls if status == 200]
+    assert reacted.count("reactions.add") == 2
+    assert reacted.count("reactions.remove") == 1
     assert side.service.bridge is not None
     metrics = side.service.bridge.metrics.exposition().decode()
     assert f'smsbridge_outbound_sms_total{{account="{USERNAME}",outcome="sent"}} 1.0' in metrics

@@ -22,7 +22,7 @@ from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
-from smsbridge.pipeline.sender import Sender, not_sent
+from smsbridge.pipeline.sender import QUEUED_REACTION, Sender, not_sent
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
@@ -79,7 +79,8 @@ class Bridge:
     def __post_init__(self) -> None:
         senders = {lane.account.name: lane.sender for lane in self.lanes}
 
-        async def wake_sender(account: str) -> None:
+        async def queued(account: str, channel: str, ts: str) -> None:
+            await self.poster.react(channel, ts, QUEUED_REACTION)
             await senders[account].kick()
 
         async def refused(account: str, channel: str, ts: str, thread_ts: str, reason: str) -> None:
@@ -95,7 +96,7 @@ class Bridge:
             per_person=self.settings.send_limit_per_person,
             per_account=self.settings.send_limit_per_account,
             allowed=self.settings.send_allowed,
-            on_queued=wake_sender,
+            on_queued=queued,
             on_refused=refused,
             post_parent=self._post_parent,
             on_changed=self._note_in_thread,

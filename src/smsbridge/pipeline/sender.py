@@ -39,6 +39,8 @@ from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
 
+QUEUED_REACTION = "hourglass_flowing_sand"  # on the person's message while it waits
+RETRYING_REACTION = "repeat"  # the provider failed for now; it is being tried again
 SENT_REACTION = "white_check_mark"
 DELIVERED_REACTION = "mailbox_with_mail"
 FAILED_REACTION = "x"
@@ -138,6 +140,8 @@ class Sender:
                 await self._fail(sms, OutState.FAILED, f"{error.meaning}. {error.fix}")
                 return
             except ProviderTransientError as error:  # not sent: safe to try again
+                if not backoff.failures:  # the first failure: show that it is being retried
+                    await self._poster.react(sms.channel, sms.slack_ts, RETRYING_REACTION)
                 delay = backoff.next_delay()
                 log.warning(
                     "an SMS from Slack is not sent yet: %s; retrying in %.1fs", error, delay
@@ -213,6 +217,7 @@ class Sender:
         await self._store.outbox.sent(sms, provider_id, due)
         self._metrics.outbound.labels(self._account, "sent").inc()
         log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
+        await self._poster.react(sms.channel, sms.slack_ts, QUEUED_REACTION, add=False)
         await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
 
     async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
@@ -232,6 +237,7 @@ async def not_sent(
 ) -> None:
     """Tell the person, on their message and in its thread, that their SMS was not sent and
     why. Feedback, so a failure here is only logged."""
+    await poster.react(channel, ts, QUEUED_REACTION, add=False)
     await poster.react(channel, ts, FAILED_REACTION)
     text = f":x: {headline}: {escape(reason)}"
     message = SlackMessage(

@@ -323,10 +323,16 @@ class ProviderSim:
         return JSONResponse(self.all_messages(await self._params(request)))
 
     async def _params(self, request: Request) -> dict[str, str]:
-        """Query parameters, and a form body's fields for POST."""
+        """Query parameters, and a POST body's fields: a form, or the newer JSON shape."""
         params: dict[str, str] = dict(request.query_params)
         if request.method == "POST":
-            params.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+            body = await request.body()
+            if request.headers.get("content-type", "").startswith("application/json"):
+                document = json.loads(body or b"{}")
+                if isinstance(document, dict):
+                    params.update({key: str(value) for key, value in document.items()})
+            else:
+                params.update(parse_qsl(body.decode(), keep_blank_values=True))
         return params
 
     async def _endpoint(self, request: Request) -> Response:

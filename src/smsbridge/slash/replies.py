@@ -44,7 +44,7 @@ class ReplyIntake:
         per_person: int = 20,
         per_account: int = 120,
         allowed: Sequence[str] = (),
-        on_queued: Callable[[str], Awaitable[None]],
+        on_queued: Callable[[str, str, str], Awaitable[None]],
         on_refused: Callable[[str, str, str, str, str], Awaitable[None]],
         post_parent: Callable[[str, str], Awaitable[str]],
         on_changed: Callable[[str, str, str], Awaitable[None]],
@@ -55,7 +55,7 @@ class ReplyIntake:
         self._accounts = accounts
         self._note_prefix = note_prefix
         self._max_parts = max_parts
-        self._on_queued = on_queued  # account -> wake its sender
+        self._on_queued = on_queued  # (account, channel, ts) -> show it queued, wake the sender
         # (account, channel, ts, thread_ts, reason) -> count it, tell the person
         self._on_refused = on_refused
         self._post_parent = post_parent  # (channel, mrkdwn) -> ts of the conversation's parent
@@ -103,7 +103,7 @@ class ReplyIntake:
         if refusal is not None:
             await self._on_refused(account_name, channel, ts, thread_ts, refusal)
         else:
-            await self._on_queued(account_name)
+            await self._on_queued(account_name, channel, ts)
 
     async def _changed(self, event: Mapping[str, Any]) -> None:
         """An SMS cannot be edited or unsent: say so when someone edits or deletes one."""
@@ -154,7 +154,7 @@ class ReplyIntake:
         await self._store.outbox.record(
             account_name, channel, parent, None, user, number, from_line, phone_text
         )
-        await self._on_queued(account_name)
+        await self._on_queued(account_name, channel, parent)
         return None
 
     def _line_for(self, channel: str, line: str | None) -> tuple[str, str | None] | str:
