@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeSettings, Served
+from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeHarness, MakeSettings, Served
 from processes import free_port
 from smsbridge.service import Service
 
@@ -244,3 +246,45 @@ async def test_only_the_allowed_people_and_groups_may_send(served: Served, side:
     assert [sent.text for sent in served.provider.sent] == ["Jane here, in the dispatch group"]
     thread_texts = [m["text"] for m in served.slack.replies(OPS, thread)]
     assert any("only the people the bridge's admin listed" in text for text in thread_texts)
+
+
+async def test_a_reply_the_database_cannot_take_is_not_acknowledged_so_slack_retries(
+    served: Served, side: Side, tmp_path: Path
+) -> None:
+    thread = await side.customer_texts("are you open today?")
+    ts = served.slack.say(OPS, "U0JANE", "Yes, until 5", thread_ts=thread)
+    message = {"user": "U0JANE", "text": "Yes, until 5", "ts": ts, "thread_ts": thread}
+    blocker = sqlite3.connect(tmp_path / "bridge.db", timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # the database is busy past the bridge's patience
+    try:
+        refused = await side.event(message)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert refused.status_code == 500  # not acknowledged: Slack will deliver it again
+    retried = await side.event(message, retry=1)
+    assert retried.status_code == 200
+    await side.settle()
+    assert [sent.text for sent in served.provider.sent] == ["Yes, until 5"]
+
+
+async def test_the_answer_to_a_reply_threads_back_after_a_restart(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    routes = {OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX}
+    first = await make_harness(routes=routes)
+    served.provider.add(CUSTOMER, "Is 10 ok?", recipient=OPS_LINE)
+    await first.cycle()
+    thread = str(served.slack.top_level(OPS)[0]["ts"])
+    reply = served.slack.say(OPS, "U0JANE", "Yes", thread_ts=thread)
+    await first.bridge.store.outbox.record(
+        first.account, OPS, reply, thread, "U0JANE", CUSTOMER, OPS_LINE, "Yes"
+    )
+    await first.lane.sender.kick()
+    await first.lane.sender.idle()
+    await first.close()  # the process stops ...
+    second = await make_harness(routes=routes)  # ... and a new one starts on the same database
+    served.provider.reply_to(served.provider.sent[0], "Great")
+    await second.cycle()
+    bridged = [m for m in served.slack.replies(OPS, thread) if m.get("blocks")]
+    assert [m["blocks"][-1]["text"]["text"] for m in bridged] == ["Great"]
