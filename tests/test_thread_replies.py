@@ -288,3 +288,38 @@ async def test_the_answer_to_a_reply_threads_back_after_a_restart(
     await second.cycle()
     bridged = [m for m in served.slack.replies(OPS, thread) if m.get("blocks")]
     assert [m["blocks"][-1]["text"]["text"] for m in bridged] == ["Great"]
+
+
+TOKEN = "t" * 40
+
+
+@pytest.mark.parametrize("side", [{"push": {"token": TOKEN}}], indirect=True)
+async def test_a_pushed_final_status_shows_on_the_reply(served: Served, side: Side) -> None:
+    thread = await side.customer_texts("ok?")
+    ts = await side.reply(thread, "yes")
+    await side.settle()
+    [sent] = served.provider.sent
+    wrong = await side.http.get(f"/provider/status/{'x' * 40}?id={sent.document_id}&status=2")
+    assert wrong.status_code == 404  # the secret is part of the URL
+    unreadable = await side.http.get(f"/provider/status/{TOKEN}?id={sent.document_id}&status=x")
+    assert unreadable.status_code == 400
+    pushed = await side.http.post(
+        f"/provider/status/{TOKEN}", data={"id": sent.document_id, "status": "2"}
+    )
+    assert pushed.status_code == 200
+    again = await side.http.get(f"/provider/status/{TOKEN}?id={sent.document_id}&status=2")
+    assert again.status_code == 200
+    message = next(m for m in served.slack.channels[OPS].messages if m["ts"] == ts)
+    assert message["reactions"] == ["white_check_mark", "mailbox_with_mail"]  # once
+
+
+async def test_without_a_push_token_there_is_no_push_url(side: Side) -> None:
+    answer = await side.http.get(f"/provider/status/{TOKEN}?id=abc&status=2")
+    assert answer.status_code == 404
+
+
+def test_a_push_token_must_be_long() -> None:
+    from smsbridge.config import PushSettings
+
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        PushSettings(token="short")

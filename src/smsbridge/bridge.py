@@ -24,6 +24,7 @@ from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
 from smsbridge.pipeline.sender import QUEUED_REACTION, Sender, not_sent
 from smsbridge.provider.client import ProviderClient
+from smsbridge.provider.statuses import is_final
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
 from smsbridge.slack.render import SlackMessage
@@ -109,6 +110,16 @@ class Bridge:
             self.status,
             self.replies,
         )
+
+    async def status_pushed(self, provider_id: str, status: int) -> bool:
+        """A delivery status the gateway pushed: True when it is about an SMS sent from Slack."""
+        sms = await self.store.outbox.by_provider_id(provider_id)
+        lane = next((lane for lane in self.lanes if sms and lane.account.name == sms.account), None)
+        if sms is None or lane is None:
+            return False
+        if is_final(status):
+            await lane.sender.final_status(sms, status)
+        return True
 
     async def _note_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
         """A word from the bridge in a thread; feedback, so a failure is only logged."""

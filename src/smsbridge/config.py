@@ -128,6 +128,22 @@ class SlackSettings(BaseModel):
         return value if value.endswith("/") else value + "/"
 
 
+class PushSettings(BaseModel):
+    """What the gateway may push to us. The token is the secret part of the URLs it calls."""
+
+    token: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "must be at least 32 characters; make one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+
 class AccountSettings(ProviderSettings):
     """One provider account in SMSBRIDGE_ACCOUNTS: how to reach it, its routes, alert rules.
 
@@ -215,6 +231,7 @@ class Settings(BaseSettings):
     # Validated even when absent, so that a missing block reports each missing field by name.
     provider: ProviderSettings | None = Field(default=None, validate_default=True)
     slack: SlackSettings = Field(default_factory=dict, validate_default=True)
+    push: PushSettings = Field(default_factory=PushSettings)
     database_url: str = "sqlite:///./smsbridge.db"
     poll_interval: float = Field(default=5.0, ge=0.5)
     initial_lookback: int = Field(default=900, ge=0)

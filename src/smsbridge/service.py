@@ -21,6 +21,7 @@ from smsbridge.config import Settings
 from smsbridge.embedded_server import EmbeddedServer, public_server
 from smsbridge.errors import SmsBridgeError
 from smsbridge.pipeline.delivery import CatchUpProgress
+from smsbridge.provider.push_endpoint import STATUS_PATH, status_endpoint
 from smsbridge.slash.app import EVENTS_PATH, build_bolt_app, connect_socket_mode, http_endpoint
 from smsbridge.stopping import StopSignal
 from smsbridge.web import build_web_app
@@ -88,6 +89,15 @@ class Service:
                 bolt, slack_settings.app_token.get_secret_value()
             )
             stack.push_async_callback(socket_mode.close_async)
+
+        def rejected(cause: str) -> None:
+            bridge.metrics.http_rejected.labels(cause).inc()
+
+        pushes = []
+        if self.settings.push.token is not None:  # without the secret, no push URL exists
+            token = self.settings.push.token.get_secret_value()
+            endpoint = status_endpoint(token, bridge.status_pushed, rejected)
+            pushes.append((STATUS_PATH, endpoint, ["GET", "POST"]))
         web = build_web_app(
             bridge.not_ready,
             bridge.metrics.exposition,
@@ -96,9 +106,10 @@ class Service:
                 http_endpoint(
                     bolt,
                     slack_settings.signing_secret.get_secret_value(),
-                    lambda cause: bridge.metrics.http_rejected.labels(cause).inc(),
+                    rejected,
                 ),
             ),
+            pushes,
         )
         server = public_server(web, self.host, self.settings.port)
         server_task = asyncio.create_task(server.serve(), name="http")

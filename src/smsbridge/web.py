@@ -14,11 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
 
 def build_web_app(
     not_ready: Callable[[], Awaitable[list[str]]],
     metrics: Callable[[], bytes],
-    slack_events: tuple[str, Callable[[Request], Awaitable[Response]]] | None = None,
+    slack_events: tuple[str, Endpoint] | None = None,
+    extra: list[tuple[str, Endpoint, list[str]]] | None = None,
 ) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "alive"})
@@ -43,4 +46,6 @@ def build_web_app(
     if slack_events is not None:
         path, endpoint = slack_events
         routes.append(Route(path, endpoint, methods=["POST"]))
+    for path, endpoint, methods in extra or []:
+        routes.append(Route(path, endpoint, methods=methods))
     return Starlette(routes=routes)

@@ -193,24 +193,28 @@ class Sender:
             except (ProviderTransientError, ProviderRejectedError) as error:
                 log.info("cannot read an SMS's delivery status yet: %s", error)
                 status = None
-            sent_at = sms.done_at or now
             if status is not None and is_final(status):
-                await self._store.outbox.delivery(sms.seq, status, None)
-                if status == DELIVERED:
-                    await self._poster.react(sms.channel, sms.slack_ts, DELIVERED_REACTION)
-                else:
-                    reason = NOT_DELIVERED[status]
-                    self._metrics.outbound.labels(self._account, "undelivered").inc()
-                    await not_sent(
-                        self._poster,
-                        sms.channel,
-                        sms.slack_ts,
-                        sms.thread_ts,
-                        f"{reason} (status {status})",
-                        headline="This SMS was sent, but not delivered",
-                    )
+                await self.final_status(sms, status)
                 continue
-            await self._store.outbox.delivery(sms.seq, status, next_check(sent_at, now))
+            await self._store.outbox.delivery(sms.seq, status, next_check(sms.done_at or now, now))
+
+    async def final_status(self, sms: OutboundSms, status: int) -> None:
+        """Delivered, or why not, on the person's message (asked for, or pushed to us)."""
+        if sms.delivery_status is not None and is_final(sms.delivery_status):
+            return  # told already (the query and a push may both bring it)
+        await self._store.outbox.delivery(sms.seq, status, None)
+        if status == DELIVERED:
+            await self._poster.react(sms.channel, sms.slack_ts, DELIVERED_REACTION)
+            return
+        self._metrics.outbound.labels(self._account, "undelivered").inc()
+        await not_sent(
+            self._poster,
+            sms.channel,
+            sms.slack_ts,
+            sms.thread_ts,
+            f"{NOT_DELIVERED[status]} (status {status})",
+            headline="This SMS was sent, but not delivered",
+        )
 
     async def _sent(self, sms: OutboundSms, provider_id: str) -> None:
         due = next_check(self._clock(), self._clock()) if self._status_query else None

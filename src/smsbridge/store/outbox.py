@@ -171,6 +171,14 @@ class Outbox:
                 .values(delivery_status=status, status_due=next_due)
             )
 
+    async def by_provider_id(self, provider_id: str) -> OutboundSms | None:
+        """The SMS sent from Slack that the provider knows by this id, in any account."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(outbound).where(outbound.c.provider_id == provider_id))
+            ).first()
+            return None if row is None else _row(row._mapping)
+
     async def knows(self, account: str, provider_id: str) -> bool:
         """Whether an SMS with this provider id is already recorded as ours (sent)."""
         async with self._engine.connect() as conn:
