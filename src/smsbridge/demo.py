@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import re
 import socket
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
-from slack_sdk.signature import SignatureVerifier
 
 from smsbridge.config import Settings
 from smsbridge.service import Service
@@ -95,32 +92,10 @@ async def converse(provider: ProviderSim, slack: SlackSim, port: int, stop: asyn
             parent = next(m for m in slack.top_level("C0OPS") if "Gate code" in m["text"])
             await asyncio.sleep(1.0)  # a person takes a moment to type
             ts = slack.say("C0OPS", "U0SAM", TEAM_REPLY, thread_ts=parent["ts"])
-            event = {
-                "type": "event_callback",
-                "team_id": "T0SIM",
-                "event_id": f"Ev{ts}",
-                "event": {
-                    "type": "message",
-                    "channel": "C0OPS",
-                    "user": "U0SAM",
-                    "text": TEAM_REPLY,
-                    "ts": ts,
-                    "thread_ts": parent["ts"],
-                },
-            }
-            body = json.dumps(event)
-            stamp = str(int(time.time()))
-            signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                await http.post(
-                    "/slack/events",
-                    content=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Slack-Request-Timestamp": stamp,
-                        "X-Slack-Signature": str(signature),
-                    },
-                )
+            message = {"channel": "C0OPS", "user": "U0SAM", "text": TEAM_REPLY, "ts": ts}
+            await slack.deliver(
+                f"http://127.0.0.1:{port}", SECRET, {**message, "thread_ts": parent["ts"]}
+            )
             await provider.wait_for_sent(1)
             await asyncio.sleep(1.5)
             if not stop.is_set():

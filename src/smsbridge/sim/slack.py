@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -133,6 +135,36 @@ class SlackSim:
         while sum(1 for call in self.calls if call[1] == method) < count:
             self._called.clear()
             await self._called.wait()
+
+    async def deliver(
+        self, app_url: str, signing_secret: str, message: dict[str, Any], *, retry: int = 0
+    ) -> int:
+        """Deliver a `message` event to an app over HTTP, signed as Slack signs it, as a first
+        delivery or as Slack's `retry`-th redelivery; returns the app's HTTP status."""
+        body = json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": "T0SIM",
+                "api_app_id": "A0SMS",
+                "event_id": f"Ev{message.get('ts', '')}{message.get('subtype', '')}",
+                "event_time": int(self.clock()),
+                "event": {"type": "message", "channel_type": "channel", **message},
+            }
+        )
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": str(
+                SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
+            ),
+        }
+        if retry:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(f"{app_url}/slack/events", content=body, headers=headers)
+        return answer.status_code
 
     async def wait_for_socket(self) -> None:
         """Until an app has connected through Socket Mode."""
