@@ -181,3 +181,19 @@ def test_the_readme_accounts_example_loads(clean_env: pytest.MonkeyPatch) -> Non
     assert [a.name for a in accounts] == ["1234321@reseller", "7654321@reseller"]
     assert accounts[1].channel_for("61400000000") == "C0CLINIC"
     assert accounts[1].alerts[0].mention == ["<!subteam^S0ONCALL>"]
+
+
+def test_routes_may_turn_replies_on_per_route_in_both_forms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conftest import use_accounts_env
+
+    use_accounts_env(
+        monkeypatch,
+        '[{"username": "a@reseller", "password": "p", "routes": '
+        '{"0411 001 001": {"channel": "C0OPS", "replies": true}, "*": "C0INBOX"}}]',
+    )
+    [account] = load_settings().provider_accounts
+    assert account.routes == {"61411001001": "C0OPS", "*": "C0INBOX"}
+    assert account.replies_allowed("61411001001")
+    assert not account.replies_allowed("61499999999")  # the default route: replies off
