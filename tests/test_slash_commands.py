@@ -540,3 +540,23 @@ async def test_socket_mode_takes_a_thread_reply_and_acknowledges_it_once_recorde
     await asyncio.wait_for(served.provider.wait_for_sent(1), 15)
     await side.service.bridge.lanes[0].sender.idle()
     assert [sent.text for sent in served.provider.sent] == ["On our way"]
+
+
+async def test_a_reply_in_a_thread_started_with_sms_send_goes_to_the_same_number(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side(routes={OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX})
+    await side.ask("send 0409560857 Your parcel is at the front desk", channel=OPS)
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 15)
+    [parent] = served.slack.top_level(OPS)
+    ts = served.slack.say(OPS, "U0ALICE", "It closes at 5", thread_ts=parent["ts"])
+    message = {"channel": OPS, "user": "U0ALICE", "text": "It closes at 5", "ts": ts}
+    delivered = await served.slack.deliver(
+        str(side.http.base_url).rstrip("/"), SECRET, {**message, "thread_ts": parent["ts"]}
+    )
+    assert delivered == 200
+    await asyncio.wait_for(served.provider.wait_for_sent(2), 15)
+    assert [(sent.recipient, sent.text) for sent in served.provider.sent][-1] == (
+        ALICE,
+        "It closes at 5",
+    )

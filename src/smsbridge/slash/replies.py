@@ -84,8 +84,11 @@ class ReplyIntake:
         if await self._store.outbox.get(channel, ts) is not None:
             return  # Slack delivered this event before
         found = await self._store.ledger.conversation(channel, thread_ts)
-        if found is None:
-            return  # not a thread smsbridge started
+        if found is None:  # perhaps a conversation someone started with /sms send
+            started = await self._store.outbox.get(channel, thread_ts)
+            if started is None or started.thread_ts is not None:
+                return  # not a thread smsbridge started
+            found = (started.account, started.recipient, started.line)
         account_name, number, line = found
         account = self._accounts.get(account_name)
         if account is None or not account.replies_allowed(line):
