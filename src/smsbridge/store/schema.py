@@ -158,6 +158,8 @@ async def _v2(conn: AsyncConnection) -> None:
 async def _v3(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: outbound.create(sync))
     await conn.run_sync(lambda sync: optouts.create(sync))
+    # a thread reply looks up whom its thread talks to
+    await conn.execute(text("CREATE INDEX ledger_thread ON ledger (channel, thread_ts)"))
 
 
 UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3]
