@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey
 from smsbridge.store.cursors import Cursors
 from smsbridge.store.schema import ledger
+from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
 
 
@@ -222,14 +223,7 @@ class Ledger:
 
     async def counts(self, account: str) -> dict[str, int]:
         """Ledger rows per state."""
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(ledger.c.state, func.count())
-                .where(ledger.c.account == account)
-                .group_by(ledger.c.state)
-            )
-            found = {state: count for state, count in rows}
-            return {state.value: found.get(state, 0) for state in State}
+        return await count_states(self._engine, ledger, account, State)
 
     async def posts(self, account: str, document_ids: Sequence[str]) -> dict[str, PostRef]:
         """Where each of these SMS was posted in Slack, for those that were."""

@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsbridge.models import ThreadKey
 from smsbridge.store.schema import outbound
+from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
 
 
@@ -191,14 +192,7 @@ class Outbox:
 
     async def counts(self, account: str) -> dict[str, int]:
         """Outbound SMS per state."""
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(outbound.c.state, func.count())
-                .where(outbound.c.account == account)
-                .group_by(outbound.c.state)
-            )
-            found = {state: count for state, count in rows}
-            return {state.value: found.get(state, 0) for state in OutState}
+        return await count_states(self._engine, outbound, account, OutState)
 
     async def get(self, channel: str, slack_ts: str) -> OutboundSms | None:
         async with self._engine.connect() as conn:
