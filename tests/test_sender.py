@@ -3,6 +3,7 @@ and with every refusal explained. Real HTTP to both stand-ins, a real SQLite fil
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pydantic import SecretStr
@@ -82,7 +83,13 @@ async def test_a_send_without_an_answer_is_found_in_the_providers_list_not_sent_
     _, reply = await reply_in_thread(served, harness, "are you there?")
     served.provider.inject(Fault.SLOW)  # the SMS goes out; its answer comes too late
     await harness.lane.sender.kick()
-    await harness.lane.sender.idle()  # in doubt: it asks the provider until the SMS is listed
+    await harness.lane.sender.idle()  # in doubt: claimed, not sent again, holding nothing up
+    row = await harness.bridge.store.outbox.get(OPS, reply)
+    assert row is not None
+    assert row.state == OutState.SENDING
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 10)  # the gateway lists it
+    await harness.lane.sender.kick()  # the next wake-up (after a poll) looks again
+    await harness.lane.sender.idle()
     [sent] = served.provider.sent  # one copy, not two
     row = await harness.bridge.store.outbox.get(OPS, reply)
     assert row is not None

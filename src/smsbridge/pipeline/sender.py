@@ -127,14 +127,14 @@ class Sender:
         await self._send(sms)
 
     async def _send(self, sms: OutboundSms) -> None:
-        """Send a claimed SMS: retried while it surely did not go out, settled when in doubt."""
+        """Send a claimed SMS: retried while it surely did not go out; in doubt, it stays
+        claimed and is settled on a later wake-up (see `_settle`), holding nothing up."""
         backoff = Backoff(base=1.0, cap=self._retry_cap)
         while True:
-            claimed_at = time.time()
             try:
                 provider_id = await self._provider.send(sms.recipient, sms.text, sms.line)
-            except ProviderInDoubtError:
-                await self._settle(sms, claimed_at)
+            except ProviderInDoubtError as error:
+                log.warning("an SMS from Slack may or may not have gone out: %s", error)
                 return
             except ProviderRejectedError as error:
                 await self._fail(sms, OutState.FAILED, f"{error.meaning}. {error.fix}")
@@ -152,35 +152,31 @@ class Sender:
             return
 
     async def _settle(self, sms: OutboundSms, claimed_at: float) -> None:
-        """Find out whether an SMS in doubt went out: sent -> recorded; not sent -> sent now."""
-        backoff = Backoff(base=1.0, cap=10.0)
-        while True:
-            try:
-                listed = await self._provider.sent_since(int(claimed_at) - LOOKBACK)
-            except ProviderRejectedError as error:
-                await self._fail(sms, OutState.FAILED, f"{IN_DOUBT} ({error.meaning})")
-                return
-            except ProviderTransientError as error:
-                if time.time() - claimed_at > 10 * IN_DOUBT_SETTLE:
-                    await self._fail(sms, OutState.FAILED, IN_DOUBT)
-                    return
+        """One look at whether an SMS in doubt went out: listed -> sent; not listed a while
+        after its claim -> it never went out, send it now; else look again on a later wake-up
+        (after the next poll), so an SMS in doubt never holds up the others."""
+        try:
+            listed = await self._provider.sent_since(int(claimed_at) - LOOKBACK)
+        except ProviderRejectedError as error:
+            await self._fail(sms, OutState.FAILED, f"{IN_DOUBT} ({error.meaning})")
+            return
+        except ProviderTransientError as error:
+            if time.time() - claimed_at > 10 * IN_DOUBT_SETTLE:
+                await self._fail(sms, OutState.FAILED, IN_DOUBT)
+            else:
                 log.warning("cannot read the provider's sent SMS yet: %s", error)
-                await self._stop.sleep(backoff.next_delay())
-                continue
-            for provider_id, recipient, text in reversed(listed):
-                if (recipient, text) == (sms.recipient, sms.text) and not (
-                    await self._store.outbox.knows(self._account, provider_id)
-                ):
-                    log.info(
-                        "an SMS in doubt had gone out as %s; not sending it again", provider_id
-                    )
-                    await self._sent(sms, provider_id)
-                    return
-            if time.time() - claimed_at >= IN_DOUBT_SETTLE:
-                log.info("an SMS in doubt had not gone out; sending it now")
-                await self._send(sms)
+            return
+        for provider_id, recipient, text in reversed(listed):
+            if (recipient, text) == (sms.recipient, sms.text) and not (
+                await self._store.outbox.knows(self._account, provider_id)
+            ):
+                log.info("an SMS in doubt had gone out as %s; not sending it again", provider_id)
+                await self._sent(sms, provider_id)
                 return
-            await self._stop.sleep(backoff.next_delay())
+        if time.time() - claimed_at >= IN_DOUBT_SETTLE:
+            log.info("an SMS in doubt had not gone out; sending it now")
+            await self._store.outbox.reclaim(sms.seq, self._holder)  # a fresh claim time
+            await self._send(sms)
 
     async def _ask_statuses(self) -> None:
         """The final word on SMS sent from Slack: delivered, or why not, on the person's message."""

@@ -118,6 +118,15 @@ class Outbox:
             )
             return result.rowcount == 1
 
+    async def reclaim(self, seq: int, holder: str) -> None:
+        """A new claim time for an SMS about to be sent again (it never went out)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(outbound)
+                .where(outbound.c.seq == seq)
+                .values(claimed_at=time.time(), claimed_by=holder)
+            )
+
     async def sent(
         self, sms: OutboundSms, provider_id: str, status_due: float | None = None
     ) -> None:
