@@ -24,6 +24,7 @@ from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
 from smsbridge.pipeline.sender import QUEUED_REACTION, Sender, not_sent
 from smsbridge.provider.client import ProviderClient
+from smsbridge.provider.push import read_mo_push
 from smsbridge.provider.statuses import is_final
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
@@ -110,6 +111,27 @@ class Bridge:
             self.status,
             self.replies,
         )
+
+    async def sms_pushed(self, fields: dict[str, str]) -> str:
+        """An inbound SMS the gateway pushed: in the ledger (durably) before we answer, then
+        posted at once. Raises ValueError for a push that is not an SMS we can take."""
+        sms = read_mo_push(fields, time.time())
+        lane = self._lane_for(sms.recipient)
+        channel = lane.account.channel_for(sms.recipient)
+        new = await self.store.ledger.ingest_pushed(lane.account.name, sms, channel)
+        self.metrics.pushes.labels(lane.account.name, "new" if new else "known").inc()
+        if new:
+            log.info("SMS %s pushed by the gateway", sms.document_id, extra={"path": "push"})
+            await lane.delivery.kick()
+        return "ok"
+
+    def _lane_for(self, line: str | None) -> Lane:
+        """The account an SMS to `line` belongs to: the one routing that line, else the one
+        with a default route, else the first."""
+        for lane in self.lanes:
+            if line is not None and line in lane.account.routes:
+                return lane
+        return next((lane for lane in self.lanes if "*" in lane.account.routes), self.lanes[0])
 
     async def status_pushed(self, provider_id: str, status: int) -> bool:
         """A delivery status the gateway pushed: True when it is about an SMS sent from Slack."""

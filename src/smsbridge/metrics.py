@@ -49,6 +49,12 @@ class Metrics:
             ["cause"],
             registry=self.registry,
         )
+        self.pushes = Counter(
+            "smsbridge_pushes",
+            "Inbound SMS the gateway pushed, new or already known (from an earlier push or poll).",
+            ["account", "result"],
+            registry=self.registry,
+        )
         self.outbound = Counter(
             "smsbridge_outbound_sms",
             "SMS people wrote in Slack, by outcome (sent, failed, refused).",

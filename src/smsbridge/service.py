@@ -21,7 +21,12 @@ from smsbridge.config import Settings
 from smsbridge.embedded_server import EmbeddedServer, public_server
 from smsbridge.errors import SmsBridgeError
 from smsbridge.pipeline.delivery import CatchUpProgress
-from smsbridge.provider.push_endpoint import STATUS_PATH, status_endpoint
+from smsbridge.provider.push_endpoint import (
+    PUSH_PATH,
+    STATUS_PATH,
+    push_endpoint,
+    status_handler,
+)
 from smsbridge.slash.app import EVENTS_PATH, build_bolt_app, connect_socket_mode, http_endpoint
 from smsbridge.stopping import StopSignal
 from smsbridge.web import build_web_app
@@ -96,8 +101,10 @@ class Service:
         pushes = []
         if self.settings.push.token is not None:  # without the secret, no push URL exists
             token = self.settings.push.token.get_secret_value()
-            endpoint = status_endpoint(token, bridge.status_pushed, rejected)
-            pushes.append((STATUS_PATH, endpoint, ["GET", "POST"]))
+            statuses = push_endpoint(token, status_handler(bridge.status_pushed), rejected)
+            pushes.append((STATUS_PATH, statuses, ["GET", "POST"]))
+            inbound = push_endpoint(token, bridge.sms_pushed, rejected)
+            pushes.append((PUSH_PATH, inbound, ["GET", "POST"]))
         web = build_web_app(
             bridge.not_ready,
             bridge.metrics.exposition,

@@ -21,14 +21,17 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024  # a status is a few fields
 BODY_DEADLINE = 10.0
 STATUS_PATH = "/provider/status/{token}"
+PUSH_PATH = "/provider/push/{token}"
+
+Handler = Callable[[dict[str, str]], Awaitable[str]]
 
 
-def status_endpoint(
-    token: str,
-    record: Callable[[str, int], Awaitable[bool]],
-    on_rejected: Callable[[str], None] = lambda cause: None,
+def push_endpoint(
+    token: str, handle: Handler, on_rejected: Callable[[str], None] = lambda cause: None
 ) -> Callable[[Request], Awaitable[Response]]:
-    """`record(provider id, status)`: True when the id is one of ours."""
+    """A URL the gateway calls: `handle(fields)` answers 200 with its text, or raises
+    ValueError (400: the push cannot be read, nothing is stored) or a database error (503:
+    the gateway may retry, and polling catches the SMS anyway)."""
     secret = token.encode()
 
     async def endpoint(request: Request) -> Response:
@@ -47,17 +50,25 @@ def status_endpoint(
                 on_rejected("slow_body")
                 return PlainTextResponse("body not sent in time", status_code=408)
         try:
-            ident, status = read_status_push(fields)
+            answer = await handle(fields)
         except ValueError as error:
             on_rejected("unreadable")
             return PlainTextResponse(str(error), status_code=400)
-        try:
-            known = await record(ident, status)
-        except (DBAPIError, OSError):  # the gateway may retry; the status query may still ask
+        except (DBAPIError, OSError):
             return PlainTextResponse("database unavailable, try again", status_code=503)
-        return PlainTextResponse("ok" if known else "ok (not an SMS sent from Slack)")
+        return PlainTextResponse(answer)
 
     return endpoint
+
+
+def status_handler(record: Callable[[str, int], Awaitable[bool]]) -> Handler:
+    """A pushed delivery status; `record(provider id, status)` is True for one of ours."""
+
+    async def handle(fields: dict[str, str]) -> str:
+        ident, status = read_status_push(fields)
+        return "ok" if await record(ident, status) else "ok (not an SMS sent from Slack)"
+
+    return handle
 
 
 async def _read_fields(request: Request) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey
 from smsbridge.store.cursors import Cursors
@@ -107,27 +107,37 @@ class Ledger:
                 if result.rowcount:
                     fresh_invalid.append(bad)
             for sms, channel in zip(messages, channels, strict=True):
-                statement = (
-                    self._insert_unless_present(ledger)
-                    .values(
-                        account=account,
-                        document_id=sms.document_id,
-                        state=PENDING if channel else UNROUTED,
-                        channel=channel,
-                        sender=sms.sender,
-                        recipient=sms.recipient,
-                        origin_document_id=sms.origin_document_id,
-                        sms_timestamp=sms.timestamp,
-                        text=sms.text,
-                        received_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["account", "document_id"])
-                )
-                result = await conn.execute(statement)
-                if result.rowcount:
+                if await self._insert(conn, account, sms, channel, now):
                     fresh.append(sms)
             await self._cursors.advance(conn, account, next_since)
         return fresh, fresh_invalid
+
+    async def ingest_pushed(self, account: str, sms: InboundSms, channel: str | None) -> bool:
+        """Record an SMS the gateway pushed (the cursor is polling's own); True if it was new."""
+        async with self._engine.begin() as conn:
+            return await self._insert(conn, account, sms, channel, time.time())
+
+    async def _insert(
+        self, conn: AsyncConnection, account: str, sms: InboundSms, channel: str | None, now: float
+    ) -> bool:
+        """Insert unless present (deduplicated by documentId); True if it was new."""
+        result = await conn.execute(
+            self._insert_unless_present(ledger)
+            .values(
+                account=account,
+                document_id=sms.document_id,
+                state=PENDING if channel else UNROUTED,
+                channel=channel,
+                sender=sms.sender,
+                recipient=sms.recipient,
+                origin_document_id=sms.origin_document_id,
+                sms_timestamp=sms.timestamp,
+                text=sms.text,
+                received_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["account", "document_id"])
+        )
+        return bool(result.rowcount)
 
     async def backlog_channels(self, account: str) -> list[str]:
         """Channels with SMS waiting to be posted (or whose post is in doubt)."""

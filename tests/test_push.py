@@ -1,0 +1,128 @@
+"""Inbound SMS the gateway pushes (Push MO), over real HTTP to a running service: stored before
+the gateway hears 200, posted at once, once even when polling brings the same SMS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import OPS, OPS_LINE, USERNAME, MakeSettings, Served
+from processes import free_port
+from smsbridge.service import Service
+
+TOKEN = "p" * 40
+CUSTOMER = "61409560857"
+
+
+@pytest.fixture
+async def running(served: Served, make_settings: MakeSettings) -> AsyncIterator[Any]:
+    port = free_port()
+    # A long poll interval: what arrives fast arrives by push.
+    settings = make_settings(port=port, push={"token": TOKEN}, poll_interval=30)
+    service = Service(settings, host="127.0.0.1", handle_signals=False)
+    task = asyncio.create_task(service.run())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        while True:
+            assert not task.done(), f"service stopped: {service.fatal}"
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+        yield http, service
+    service.stop.set()
+    assert await task == 0
+
+
+async def test_a_get_push_is_posted_at_once_and_a_poll_of_it_posts_nothing_more(
+    served: Served, running: Any
+) -> None:
+    http, service = running
+    sms = served.provider.add(CUSTOMER, "pushed & polled", recipient=OPS_LINE)
+    query = {
+        "MOMessageId": sms.document_id,
+        "timestamp": str(sms.timestamp),
+        "from": CUSTOMER,
+        "to": OPS_LINE,
+        "text": "pushed & polled",
+    }
+    answer = await http.get(f"/provider/push/{TOKEN}", params=query)
+    assert answer.status_code == 200
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 10)  # long before the next poll
+    again = await http.get(f"/provider/push/{TOKEN}", params=query)  # the gateway retried
+    assert again.status_code == 200
+    lane = service.bridge.lanes[0]
+    await lane.poller.poll_once()  # polling brings the same SMS, same id
+    await lane.delivery.idle()
+    assert served.slack.document_ids() == [sms.document_id]
+
+
+async def test_a_json_push_threads_under_the_outbound_sms_it_answers(
+    served: Served, running: Any
+) -> None:
+    http, _ = running
+    body = {
+        "id": "51750a01e4b0d1406c9c5fdb",
+        "from": CUSTOMER,
+        "recipient": OPS_LINE,
+        "text": "yes, 10 is fine",
+        "received": "2026-11-30T09:15:00+11:00",
+        "mtMesasgeId": "517509fee4b0b1be3f128ef5",  # as one version of the docs spells it
+    }
+    answer = await http.post(f"/provider/push/{TOKEN}", content=json.dumps(body),
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 200
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 10)
+    [posted] = served.slack.channels[OPS].messages
+    payload = posted["metadata"]["event_payload"]
+    assert payload == {
+        "document_id": "51750a01e4b0d1406c9c5fdb",
+        "origin_document_id": "517509fee4b0b1be3f128ef5",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"MOMessageId": "a1", "to": OPS_LINE, "text": "no sender"}, "`from`"),
+        ({"MOMessageId": "a1", "from": CUSTOMER, "to": OPS_LINE}, "`text`"),
+        ({"from": CUSTOMER, "text": "no id"}, "message id"),
+        ({"MOMessageId": "a1", "from": CUSTOMER, "text": "x", "timestamp": "soon"}, "not a time"),
+        ({"MOMessageId": "a\\nb", "from": CUSTOMER, "text": "x"}, "documentId"),
+    ],
+    ids=["no-sender", "no-text", "no-id", "bad-time", "bad-id"],
+)
+async def test_a_push_that_cannot_be_read_gets_400_and_stores_nothing(
+    served: Served, running: Any, query: dict[str, str], reason: str
+) -> None:
+    http, service = running
+    answer = await http.get(f"/provider/push/{TOKEN}", params=query)
+    assert answer.status_code == 400
+    assert reason in answer.text
+    counts = await service.bridge.store.ledger.counts(USERNAME)
+    assert sum(counts.values()) == 0
+
+
+async def test_bodies_too_big_or_not_utf8_get_400(running: Any) -> None:
+    http, _ = running
+    big = await http.post(f"/provider/push/{TOKEN}", content=b"text=" + b"x" * 20_000)
+    assert big.status_code == 400
+    binary = await http.post(
+        f"/provider/push/{TOKEN}",
+        content=b"\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert binary.status_code == 400
+
+
+async def test_a_wrong_secret_is_404(running: Any) -> None:
+    http, service = running
+    answer = await http.get(f"/provider/push/{'q' * 40}", params={"from": CUSTOMER, "text": "x"})
+    assert answer.status_code == 404
+    metrics = service.bridge.metrics.exposition().decode()
+    assert 'smsbridge_http_rejected_total{cause="wrong_token"} 1.0' in metrics
