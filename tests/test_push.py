@@ -126,3 +126,24 @@ async def test_a_wrong_secret_is_404(running: Any) -> None:
     assert answer.status_code == 404
     metrics = service.bridge.metrics.exposition().decode()
     assert 'smsbridge_http_rejected_total{cause="wrong_token"} 1.0' in metrics
+
+
+async def test_a_pushed_sms_polled_under_another_id_is_matched_and_posted_once(
+    served: Served, running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    http, service = running
+    sms = served.provider.add(CUSTOMER, "two ids, one SMS", recipient=OPS_LINE)
+    query = {
+        "MOMessageId": "push-0001",  # the push's own id, not the documentId polling returns
+        "timestamp": str(sms.timestamp),
+        "from": CUSTOMER,
+        "to": OPS_LINE,
+        "text": "two ids, one SMS",
+    }
+    assert (await http.get(f"/provider/push/{TOKEN}", params=query)).status_code == 200
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 10)
+    lane = service.bridge.lanes[0]
+    await lane.poller.poll_once()
+    await lane.delivery.idle()
+    assert served.slack.document_ids() == ["push-0001"]  # once
+    assert "posted once. The pushed and polled ids differ." in caplog.text

@@ -179,6 +179,7 @@ class Bridge:
     ) -> Bridge:
         """`clock`: the pollers' clock (backoff, readiness, the present); tests pass their own."""
         store = Store.open(settings.database_url)
+        store.ledger.match_twins = settings.push.token is not None
         slack = make_client(
             settings.slack.bot_token.get_secret_value(),
             settings.slack.api_url,

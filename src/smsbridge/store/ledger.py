@@ -7,6 +7,7 @@ cursor moves past it, and the state of its post.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from smsbridge.store.cursors import Cursors
 from smsbridge.store.schema import ledger
 from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
+
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -66,6 +69,9 @@ class Ledger:
         self._engine = engine
         self._cursors = cursors  # the ledger moves the cursor in its own transactions
         self._threads = threads  # and remembers threads when it confirms a post
+        # With pushes on, the same SMS may reach us twice under two ids (whether the pushed id
+        # is the polled documentId is undocumented): then it is matched by its content too.
+        self.match_twins = False
         # The "insert unless present" that dedupes SMS by documentId is dialect-specific.
         self._insert_unless_present = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -107,7 +113,7 @@ class Ledger:
                 if result.rowcount:
                     fresh_invalid.append(bad)
             for sms, channel in zip(messages, channels, strict=True):
-                if await self._insert(conn, account, sms, channel, now):
+                if await self._insert(conn, account, sms, channel, now, "poll"):
                     fresh.append(sms)
             await self._cursors.advance(conn, account, next_since)
         return fresh, fresh_invalid
@@ -115,12 +121,29 @@ class Ledger:
     async def ingest_pushed(self, account: str, sms: InboundSms, channel: str | None) -> bool:
         """Record an SMS the gateway pushed (the cursor is polling's own); True if it was new."""
         async with self._engine.begin() as conn:
-            return await self._insert(conn, account, sms, channel, time.time())
+            return await self._insert(conn, account, sms, channel, time.time(), "push")
 
     async def _insert(
-        self, conn: AsyncConnection, account: str, sms: InboundSms, channel: str | None, now: float
+        self,
+        conn: AsyncConnection,
+        account: str,
+        sms: InboundSms,
+        channel: str | None,
+        now: float,
+        via: str,
     ) -> bool:
-        """Insert unless present (deduplicated by documentId); True if it was new."""
+        """Insert unless present (deduplicated by documentId, and with pushes on by content
+        against what came the other way); True if it was new."""
+        if self.match_twins and (twin := await self._twin(conn, account, sms, via)):
+            log.warning(
+                "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
+                "sender, line, time and text, posted once. The pushed and polled ids differ.",
+                sms.document_id,
+                via,
+                twin,
+                extra={"cause": "id_mismatch"},
+            )
+            return False
         result = await conn.execute(
             self._insert_unless_present(ledger)
             .values(
@@ -134,10 +157,32 @@ class Ledger:
                 sms_timestamp=sms.timestamp,
                 text=sms.text,
                 received_at=now,
+                via=via,
             )
             .on_conflict_do_nothing(index_elements=["account", "document_id"])
         )
         return bool(result.rowcount)
+
+    async def _twin(
+        self, conn: AsyncConnection, account: str, sms: InboundSms, via: str
+    ) -> str | None:
+        """The id of the same SMS come the other way (push or poll) under another id."""
+        row = await conn.execute(
+            select(ledger.c.document_id)
+            .where(
+                ledger.c.account == account,
+                ledger.c.via != via,
+                ledger.c.document_id != sms.document_id,
+                ledger.c.sender == sms.sender,
+                ledger.c.recipient.is_(None)
+                if sms.recipient is None
+                else ledger.c.recipient == sms.recipient,
+                ledger.c.sms_timestamp == sms.timestamp,
+                ledger.c.text == sms.text,
+            )
+            .limit(1)
+        )
+        return row.scalar_one_or_none()
 
     async def backlog_channels(self, account: str) -> list[str]:
         """Channels with SMS waiting to be posted (or whose post is in doubt)."""

@@ -61,6 +61,7 @@ ledger = Table(
     Column("received_at", Float, nullable=False),
     Column("claimed_at", Float),
     Column("claimed_by", String(120)),  # v2: the replica that claimed the post
+    Column("via", String(8)),  # v3: "push" or "poll": how the SMS reached us
     Column("done_at", Float),
     UniqueConstraint("account", "document_id", name="ledger_account_document"),
 )
@@ -130,12 +131,15 @@ optouts = Table(
 
 # Tables as version 1 created them; later columns arrive through their own upgrade step.
 _V2_COLUMNS = {("cursors", "last_poll_at"), ("ledger", "claimed_by")}
+_LATER_COLUMNS = _V2_COLUMNS | {("ledger", "via")}  # not in the tables version 1 created
 
 
 async def _v1(conn: AsyncConnection) -> None:
     def create(sync: Connection) -> None:
         for table in (cursors, ledger, threads):
-            columns = [c._copy() for c in table.columns if (table.name, c.name) not in _V2_COLUMNS]
+            columns = [
+                c._copy() for c in table.columns if (table.name, c.name) not in _LATER_COLUMNS
+            ]
             uniques = [
                 UniqueConstraint(*(col.name for col in constraint.columns), name=constraint.name)
                 for constraint in list(table.constraints)
@@ -160,6 +164,7 @@ async def _v3(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: optouts.create(sync))
     # a thread reply looks up whom its thread talks to
     await conn.execute(text("CREATE INDEX ledger_thread ON ledger (channel, thread_ts)"))
+    await conn.execute(text("ALTER TABLE ledger ADD COLUMN via VARCHAR(8)"))
 
 
 UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3]
