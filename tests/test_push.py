@@ -147,3 +147,19 @@ async def test_a_pushed_sms_polled_under_another_id_is_matched_and_posted_once(
     await lane.delivery.idle()
     assert served.slack.document_ids() == ["push-0001"]  # once
     assert "posted once. The pushed and polled ids differ." in caplog.text
+
+
+async def test_status_tells_pushed_from_polled_only(served: Served, running: Any) -> None:
+    from smsbridge.slash.answers import status_answer
+
+    http, service = running
+    pushed = {"MOMessageId": "p1", "from": CUSTOMER, "to": OPS_LINE, "text": "by push"}
+    assert (await http.get(f"/provider/push/{TOKEN}", params=pushed)).status_code == 200
+    served.provider.add(CUSTOMER, "the push for this one was lost", recipient=OPS_LINE)
+    lane = service.bridge.lanes[0]
+    await lane.poller.poll_once()
+    await lane.delivery.idle()
+    text = status_answer(await service.bridge.status(), 0).text
+    assert "Pushed today: 1 · found only by polling: 1 (pushes are being lost upstream)" in text
+    metrics = service.bridge.metrics.exposition().decode()
+    assert f'smsbridge_polled_only_total{{account="{USERNAME}"}} 1.0' in metrics

@@ -61,6 +61,11 @@ class Lane:
             slack_error=self.delivery.last_error,
             polled_by=await store.leases.holder(name),
             outbound=await store.outbox.counts(name),
+            arrivals=(
+                await store.ledger.arrivals(name, start_of_utc_day(time.time()))
+                if store.ledger.match_twins
+                else None
+            ),
         )
 
 

@@ -55,6 +55,12 @@ class Metrics:
             ["account", "result"],
             registry=self.registry,
         )
+        self.polled_only = Counter(
+            "smsbridge_polled_only",
+            "With pushes on: SMS that polling found before any push (pushes lost upstream?).",
+            ["account"],
+            registry=self.registry,
+        )
         self.outbound = Counter(
             "smsbridge_outbound_sms",
             "SMS people wrote in Slack, by outcome (sent, failed, refused).",

@@ -206,6 +206,8 @@ class Poller:
             )
             report.fetched += page.size
             report.new += len(fresh)
+            if self._store.ledger.match_twins:  # pushes are on: polling found these first
+                self._metrics.polled_only.labels(self._account).inc(len(fresh))
             report.invalid += len(fresh_invalid)
             routed = {sms.document_id: ch for sms, ch in zip(page.messages, channels, strict=True)}
             for sms in fresh:

@@ -35,6 +35,7 @@ class Status:
     slack_error: str | None
     polled_by: str | None = None  # the replica holding the polling lease
     outbound: dict[str, int] = field(default_factory=dict)  # SMS written in Slack, per state
+    arrivals: dict[str, int] | None = None  # today's SMS by path, when pushes are on
 
 
 USAGE = (
@@ -225,6 +226,15 @@ def _status_lines(status: Status, now: float, *, titled: bool) -> str:
         + (f" by `{escape(status.polled_by)}`" if status.polled_by else ""),
         f"• Cursor: {slack_date(status.cursor) if status.cursor is not None else 'not set yet'}",
         f"• Bridged today (UTC): {status.bridged_today}",
+        *(
+            [
+                f"• Pushed today: {status.arrivals.get('push', 0)}"
+                f" · found only by polling: {status.arrivals.get('poll', 0)}"
+                + (" (pushes are being lost upstream)" if status.arrivals.get("poll") else "")
+            ]
+            if status.arrivals is not None
+            else []
+        ),
         f"• Waiting: {counts.get('pending', 0) + counts.get('posting', 0)}"
         f" · Failed: {counts.get('failed', 0)} · Unrouted: {counts.get('unrouted', 0)}"
         f" · Invalid from the gateway: {counts.get('invalid', 0)}",

@@ -276,6 +276,20 @@ class Ledger:
             ).first()
             return None if row is None else (row.account, row.sender, row.recipient)
 
+    async def arrivals(self, account: str, since: float) -> dict[str, int]:
+        """How many SMS reached us since `since` by each path ("push", "poll")."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.via, func.count())
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.received_at >= since,
+                    ledger.c.via.is_not(None),
+                )
+                .group_by(ledger.c.via)
+            )
+            return {str(via): int(count) for via, count in rows}
+
     async def counts(self, account: str) -> dict[str, int]:
         """Ledger rows per state."""
         return await count_states(self._engine, ledger, account, State)
