@@ -38,7 +38,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
 
     async def arrives(text: str, recipient: str = OPS_LINE) -> None:
         expected.append(served.provider.add(ALICE, text, recipient=recipient).document_id)
-        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 60)
+        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 120)
         assert process.returncode is None, "the bridge died"
 
     try:
@@ -53,7 +53,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
         expected.append(
             served.provider.add(BOB, "meanwhile elsewhere", recipient=OTHER_LINE).document_id
         )
-        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 60)
+        await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 120)
         posted = {
             channel: at
             for at, method, channel, status in served.slack.calls[storm_began:]
