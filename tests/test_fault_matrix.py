@@ -96,6 +96,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         code, _, err = await finish(process)
+        print(err[-20_000:])  # the bridge's log, shown by pytest if anything above failed
     assert code == 0, err
     assert "SMS provider timed out" in err  # the slow and the dripped answers timed out
     assert PASSWORD not in err  # the echoed form never reached the log
