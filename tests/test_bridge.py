@@ -464,8 +464,9 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     harness = await make_harness()
+    away = int(time.time()) - 3600  # received an hour ago, while the bridge was down
     for i in range(25):
-        served.provider.add(ALICE if i % 2 else BOB, f"backlog {i}")
+        served.provider.add(ALICE if i % 2 else BOB, f"backlog {i}", timestamp=away + i)
     served.provider.add(ALICE, "just one", recipient=OTHER_LINE)
     with caplog.at_level(logging.INFO):
         await harness.cycle()
@@ -482,6 +483,17 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
     ] == []
     progress = [r for r in caplog.records if r.getMessage().startswith("catching up in C0OPS")]
     assert progress[-1].getMessage() == "catching up in C0OPS: 25 of 25 SMS posted"
+
+
+async def test_a_burst_while_running_is_not_called_a_catch_up(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    harness = await make_harness()
+    for i in range(25):  # a hundred customers answering a broadcast, within a minute
+        served.provider.add(ALICE if i % 2 else BOB, f"answer {i}")
+    await harness.cycle()
+    notice = served.slack.channels[OPS].messages[0]["text"]
+    assert notice == ":hourglass_flowing_sand: 25 SMS arrived at once; posting them in order"
 
 
 async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(

@@ -292,6 +292,7 @@ def _lane(
         may_deliver=keeper.holds,
         metrics=metrics,
         progress=progress,
+        away_after=max(60.0, 3 * settings.poll_interval),
     )
     sender = Sender(
         store,

@@ -67,7 +67,9 @@ class Delivery:
         may_deliver: Callable[[], bool] = lambda: True,
         metrics: Metrics | None = None,
         progress: CatchUpProgress | None = None,
+        away_after: float = 60.0,
     ) -> None:
+        self._away_after = away_after  # a backlog older than this was received while we were away
         self._store = store
         self._poster = poster
         self._stop = stop
@@ -116,7 +118,10 @@ class Delivery:
             total = await self._store.ledger.backlog_size(self._account, channel)
             catch_up = total >= CATCH_UP_NOTICE_AT
             if catch_up:
-                await self._announce_catch_up(channel, total)
+                first = await self._store.ledger.backlog(self._account, channel, limit=1)
+                oldest = first[0].sms.timestamp if first else time.time()
+                away = time.time() - oldest > self._away_after
+                await self._announce_catch_up(channel, total, away=away)
                 if self._progress:
                     self._progress.start(channel, total)
             done = 0
@@ -152,11 +157,14 @@ class Delivery:
             if self._progress:
                 self._progress.finish(channel)
 
-    async def _announce_catch_up(self, channel: str, total: int) -> None:
-        """One line before a large backlog, so readers know why old SMS are arriving now."""
+    async def _announce_catch_up(self, channel: str, total: int, *, away: bool) -> None:
+        """One line before a large backlog, so readers know why so many SMS arrive now: the
+        bridge was away (its oldest SMS is older than `away_after`), or a burst came in."""
         text = (
-            f":hourglass_flowing_sand: catching up {total} SMS "
-            "received while the bridge was offline"
+            f":hourglass_flowing_sand: catching up {total} SMS received while the bridge was "
+            "offline"
+            if away
+            else f":hourglass_flowing_sand: {total} SMS arrived at once; posting them in order"
         )
         notice = SlackMessage(
             text=text,
