@@ -145,8 +145,13 @@ async def test_a_pushed_sms_polled_under_another_id_is_matched_and_posted_once(
     lane = service.bridge.lanes[0]
     await lane.poller.poll_once()
     await lane.delivery.idle()
-    assert served.slack.document_ids() == ["push-0001"]  # once
+    # once, whichever path came first (the service's own first poll may beat the push)
+    assert len(served.slack.document_ids()) == 1
+    assert set(served.slack.document_ids()) <= {"push-0001", sms.document_id}
     assert "posted once. The pushed and polled ids differ." in caplog.text
+    await lane.poller.poll_once()  # polling re-reads its newest second: known, no new warning
+    await lane.delivery.idle()
+    assert caplog.text.count("The pushed and polled ids differ.") == 1
 
 
 async def test_status_tells_pushed_from_polled_only(served: Served, running: Any) -> None:

@@ -282,3 +282,17 @@ async def test_opt_outs_are_per_line_and_can_be_lifted(store: Store) -> None:
     assert not await store.optouts.is_out(ACCOUNT, "61400000002", "61409560857")
     await store.optouts.set(ACCOUNT, "61411001001", "61409560857", out=False)
     assert not await store.optouts.is_out(ACCOUNT, "61411001001", "61409560857")
+
+
+async def test_a_push_and_a_poll_of_one_sms_at_once_keep_one_under_two_ids(store: Store) -> None:
+    store.ledger.match_twins = True
+    for round_ in range(5):  # the same race, a few times
+        stamp = 1_700_000_000 + round_
+        polled = InboundSms(sender="614", document_id=f"poll{round_}", timestamp=stamp, text="hi")
+        pushed = InboundSms(sender="614", document_id=f"push{round_}", timestamp=stamp, text="hi")
+        await asyncio.gather(
+            store.ledger.ingest(ACCOUNT, [polled], ["C1"], stamp - 1),
+            store.ledger.ingest_pushed(ACCOUNT, pushed, "C1"),
+        )
+    counts = await store.ledger.counts(ACCOUNT)
+    assert (counts["pending"], counts["twin"]) == (5, 5)

@@ -7,6 +7,7 @@ cursor moves past it, and the state of its post.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,10 +35,11 @@ class State(StrEnum):
     FAILED = "failed"
     UNROUTED = "unrouted"
     INVALID = "invalid"
+    TWIN = "twin"  # the same SMS as another row, come the other way (push or poll) under another id
 
 
 PENDING, POSTING, POSTED = State.PENDING, State.POSTING, State.POSTED
-FAILED, UNROUTED, INVALID = State.FAILED, State.UNROUTED, State.INVALID
+FAILED, UNROUTED, INVALID, TWIN = State.FAILED, State.UNROUTED, State.INVALID, State.TWIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +135,19 @@ class Ledger:
         via: str,
     ) -> bool:
         """Insert unless present (deduplicated by documentId, and with pushes on by content
-        against what came the other way); True if it was new."""
-        if self.match_twins and (twin := await self._twin(conn, account, sms, via)):
-            log.warning(
-                "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
-                "sender, line, time and text, posted once. The pushed and polled ids differ.",
-                sms.document_id,
-                via,
-                twin,
-                extra={"cause": "id_mismatch"},
+        against what came the other way); True if it was new.
+
+        The twin check comes after our own insert, each SMS's check serialized: on PostgreSQL
+        by an advisory lock on the SMS's content, on SQLite by the write lock our insert takes.
+        A push and a poll of the same SMS landing at once therefore cannot both miss the other.
+        """
+        if self.match_twins and self._engine.dialect.name == "postgresql":
+            key = int.from_bytes(
+                hashlib.sha256(f"{account}|{sms.sender}|{sms.timestamp}".encode()).digest()[:8],
+                "big",
+                signed=True,
             )
-            return False
+            await conn.execute(select(func.pg_advisory_xact_lock(key)))
         result = await conn.execute(
             self._insert_unless_present(ledger)
             .values(
@@ -161,7 +165,25 @@ class Ledger:
             )
             .on_conflict_do_nothing(index_elements=["account", "document_id"])
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        if self.match_twins and (twin := await self._twin(conn, account, sms, via)):
+            # Kept as a twin, never posted: a later re-read of this id is then simply known.
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.account == account, ledger.c.document_id == sms.document_id)
+                .values(state=TWIN, channel=None, reason=f"the same SMS as {twin}", done_at=now)
+            )
+            log.warning(
+                "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
+                "sender, line, time and text, posted once. The pushed and polled ids differ.",
+                sms.document_id,
+                via,
+                twin,
+                extra={"cause": "id_mismatch"},
+            )
+            return False
+        return True
 
     async def _twin(
         self, conn: AsyncConnection, account: str, sms: InboundSms, via: str
@@ -172,6 +194,7 @@ class Ledger:
             .where(
                 ledger.c.account == account,
                 ledger.c.via != via,
+                ledger.c.state != TWIN,
                 ledger.c.document_id != sms.document_id,
                 ledger.c.sender == sms.sender,
                 ledger.c.recipient.is_(None)
@@ -342,7 +365,7 @@ class Ledger:
             removed = await conn.execute(
                 delete(ledger).where(
                     ledger.c.account == account,
-                    ledger.c.state.in_((POSTED, UNROUTED, INVALID)),
+                    ledger.c.state.in_((POSTED, UNROUTED, INVALID, TWIN)),
                     ledger.c.received_at < before,
                     ledger.c.sms_timestamp < since,
                 )
