@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
-from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientError
+from smsbridge.errors import SlackAuthError
 from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
@@ -28,7 +28,7 @@ from smsbridge.provider.push import read_mo_push
 from smsbridge.provider.statuses import is_final
 from smsbridge.slack.errors import classify
 from smsbridge.slack.poster import SlackPoster, make_client
-from smsbridge.slack.render import SlackMessage
+from smsbridge.slack.render import bridge_message
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
 from smsbridge.slash.replies import ReplyIntake
@@ -149,25 +149,12 @@ class Bridge:
         return True
 
     async def _note_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
-        """A word from the bridge in a thread; feedback, so a failure is only logged."""
-        message = SlackMessage(
-            text=text,
-            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-            metadata={"event_type": "sms_outbound_status", "event_payload": {}},
-        )
-        try:
-            await self.poster.post(channel, message, thread_ts)
-        except (SlackTransientError, SlackRejectedError) as error:
-            log.info("could not post a note in %s: %s", channel, error)
+        """A word from the bridge in a thread (feedback: a failure is only logged)."""
+        await self.poster.note(channel, bridge_message(text, "sms_outbound_status"), thread_ts)
 
     async def _post_parent(self, channel: str, text: str) -> str:
         """The parent of a conversation someone starts with `/sms send`."""
-        message = SlackMessage(
-            text=text,
-            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-            metadata={"event_type": "sms_outbound", "event_payload": {}},
-        )
-        return await self.poster.post(channel, message, None)
+        return await self.poster.post(channel, bridge_message(text, "sms_outbound"), None)
 
     async def status(self) -> list[Status]:
         """What `/sms status` reports, per account."""

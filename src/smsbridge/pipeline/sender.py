@@ -26,13 +26,11 @@ from smsbridge.errors import (
     ProviderInDoubtError,
     ProviderRejectedError,
     ProviderTransientError,
-    SlackRejectedError,
-    SlackTransientError,
 )
 from smsbridge.metrics import Metrics
 from smsbridge.provider.statuses import DELIVERED, NOT_DELIVERED, is_final, next_check
 from smsbridge.slack.poster import SlackPoster
-from smsbridge.slack.render import SlackMessage, escape
+from smsbridge.slack.render import bridge_message, escape
 from smsbridge.stopping import Stopped, StopSignal
 from smsbridge.store.outbox import OutboundSms, OutState
 from smsbridge.store.store import Store
@@ -240,12 +238,5 @@ async def not_sent(
     await poster.react(channel, ts, QUEUED_REACTION, add=False)
     await poster.react(channel, ts, FAILED_REACTION)
     text = f":x: {headline}: {escape(reason)}"
-    message = SlackMessage(
-        text=text,
-        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-        metadata={"event_type": "sms_outbound_status", "event_payload": {"slack_ts": ts}},
-    )
-    try:
-        await poster.post(channel, message, thread_ts or ts)
-    except (SlackTransientError, SlackRejectedError) as error:
-        log.info("could not explain a refused SMS in %s: %s", channel, error)
+    message = bridge_message(text, "sms_outbound_status", {"slack_ts": ts})
+    await poster.note(channel, message, thread_ts or ts)

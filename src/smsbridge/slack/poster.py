@@ -86,6 +86,14 @@ class SlackPoster:
             raise SlackTransientError("Slack answered ok to a post but gave no ts")
         return ts
 
+    async def note(self, channel: str, message: SlackMessage, thread_ts: str) -> None:
+        """Post a message of the bridge's own in a thread. Feedback, not delivery: a failure
+        here is logged and dropped."""
+        try:
+            await self.post(channel, message, thread_ts)
+        except (SlackTransientError, SlackRejectedError) as error:
+            log.info("could not post a note in %s: %s", channel, error)
+
     async def react(self, channel: str, ts: str, name: str, *, add: bool = True) -> None:
         """Add (or take back) our reaction on a message: how a person sees their SMS's fate.
 

@@ -84,6 +84,18 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return pieces
 
 
+def bridge_message(
+    text: str, event_type: str, payload: dict[str, Any] | None = None
+) -> SlackMessage:
+    """A message of the bridge's own (a note, a status, a conversation's parent): one section
+    of mrkdwn the caller has made safe, tagged so it is never taken for a bridged SMS."""
+    return SlackMessage(
+        text=text,
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        metadata={"event_type": event_type, "event_payload": payload or {}},
+    )
+
+
 def metadata(sms: InboundSms) -> dict[str, Any]:
     return {
         "event_type": EVENT_TYPE,
