@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
@@ -18,6 +20,7 @@ from pydantic import SecretStr
 from smsbridge.bridge import Bridge, Lane
 from smsbridge.config import ProviderSettings, Settings, SlackSettings
 from smsbridge.pipeline.delivery import CatchUpProgress
+from smsbridge.service import Service
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
 from smsbridge.sim.slack import SlackSim
@@ -167,6 +170,24 @@ async def make_harness(make_settings: Any) -> AsyncIterator[Any]:
     yield build
     for harness in harnesses:
         await harness.close()
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
+    """`smsbridge run` in this event loop, once its HTTP port answers; stopped cleanly after."""
+    service = Service(settings, host="127.0.0.1", handle_signals=False)
+    task = asyncio.create_task(service.run())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as http:
+        while True:  # until the HTTP server answers
+            assert not task.done(), f"service stopped: {service.fatal}"
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+        yield service, http
+    service.stop.set()
+    assert await task == 0
 
 
 def use_accounts_env(monkeypatch: pytest.MonkeyPatch, accounts_json: str) -> None:

@@ -8,12 +8,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from conftest import OPS, OPS_LINE, USERNAME, MakeSettings, Served
+from conftest import OPS, OPS_LINE, USERNAME, MakeSettings, Served, running_service
 from processes import free_port
-from smsbridge.service import Service
 
 TOKEN = "p" * 40
 CUSTOMER = "61409560857"
@@ -24,19 +22,8 @@ async def running(served: Served, make_settings: MakeSettings) -> AsyncIterator[
     port = free_port()
     # A long poll interval: what arrives fast arrives by push.
     settings = make_settings(port=port, push={"token": TOKEN}, poll_interval=30)
-    service = Service(settings, host="127.0.0.1", handle_signals=False)
-    task = asyncio.create_task(service.run())
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        while True:
-            assert not task.done(), f"service stopped: {service.fatal}"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
+    async with running_service(settings) as (service, http):
         yield http, service
-    service.stop.set()
-    assert await task == 0
 
 
 async def test_a_get_push_is_posted_at_once_and_a_poll_of_it_posts_nothing_more(

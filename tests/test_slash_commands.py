@@ -4,6 +4,7 @@ caught where Slack would receive it, at the command's `response_url`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, USERNAME, MakeSettings, Served
+from conftest import (
+    INBOX,
+    OPS,
+    OPS_LINE,
+    OTHER_LINE,
+    USERNAME,
+    MakeSettings,
+    Served,
+    running_service,
+)
 from processes import free_port
 from smsbridge.config import SlackSettings
 from smsbridge.service import Service
@@ -105,32 +115,16 @@ class SlackClientSide:
 
 @pytest.fixture
 async def slack_side(served: Served, make_settings: MakeSettings) -> AsyncIterator[Any]:
-    services: list[tuple[Service, asyncio.Task[int], httpx.AsyncClient]] = []
     catcher = Catcher()
     served.slack.users.update({"U0ALICE": ZONE, "U0BOSS": ZONE, "U0OUTSIDER": ZONE})
 
     async def start(**overrides: Any) -> SlackClientSide:
-        port = free_port()
-        settings = make_settings(port=port, **overrides)
-        service = Service(settings, host="127.0.0.1", handle_signals=False)
-        task = asyncio.create_task(service.run())
-        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        services.append((service, task, http))
-        while True:  # until the HTTP server answers
-            assert not task.done(), f"service stopped: {service.fatal}"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
+        settings = make_settings(port=free_port(), **overrides)
+        service, http = await stack.enter_async_context(running_service(settings))
         return SlackClientSide(http, catcher, catcher_url, served, service)
 
-    async with serve(catcher.app()) as catcher_url:
+    async with serve(catcher.app()) as catcher_url, contextlib.AsyncExitStack() as stack:
         yield start
-        for service, task, http in services:
-            await http.aclose()
-            service.stop.set()
-            assert await task == 0
 
 
 def at(seconds_ago: float) -> int:

@@ -13,7 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import INBOX, OPS, OPS_LINE, USERNAME, MakeHarness, MakeSettings, Served
+from conftest import (
+    INBOX,
+    OPS,
+    OPS_LINE,
+    USERNAME,
+    MakeHarness,
+    MakeSettings,
+    Served,
+    running_service,
+)
 from processes import free_port
 from smsbridge.service import Service
 
@@ -66,19 +75,8 @@ async def side(
     routes = {OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX}
     overrides = getattr(request, "param", {})  # settings a test asks for (indirect)
     settings = make_settings(port=port, routes=routes, **overrides)
-    service = Service(settings, host="127.0.0.1", handle_signals=False)
-    task = asyncio.create_task(service.run())
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        while True:
-            assert not task.done(), f"service stopped: {service.fatal}"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
+    async with running_service(settings) as (service, http):
         yield Side(served, service, http)
-    service.stop.set()
-    assert await task == 0
 
 
 async def test_a_thread_reply_goes_out_once_however_often_slack_delivers_it(
