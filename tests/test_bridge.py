@@ -500,12 +500,14 @@ async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
     served: Served, make_harness: MakeHarness
 ) -> None:
 
-    served.slack.post_interval = 0.2  # the stand-in's limit
+    served.slack.post_interval = 0.2  # the stand-in's limit: 5 a second, 4 at once
+    served.slack.post_burst = 4
     settings_slack = SlackSettings(
         bot_token=SecretStr(served.slack.token),
         signing_secret=SecretStr("s"),
         api_url=f"{served.slack_url}/api/",
         post_interval=0.25,  # the bridge's own pace, a little slower than the limit
+        post_burst=4,
     )
     harness = await make_harness(slack=settings_slack)
     for i in range(6):
@@ -518,6 +520,50 @@ async def test_posts_are_paced_per_channel_so_a_backlog_draws_no_429s(
     ]
     assert [status for _, _, status in posts if status != 200] == [], "a paced backlog drew 429s"
     assert len(served.slack.document_ids()) == 6
+
+
+async def test_a_burst_goes_at_once_up_to_the_bucket_then_at_the_pace_and_obeys_retry_after(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    # Slack: about one post a second per channel, short bursts; the bridge keeps a little
+    # below, as clocks and request times differ by milliseconds.
+    served.slack.post_interval = 0.9
+    served.slack.post_burst = 4
+    slack = SlackSettings(
+        bot_token=SecretStr(served.slack.token),
+        signing_secret=SecretStr("s"),
+        api_url=f"{served.slack_url}/api/",
+        post_interval=1.0,
+        post_burst=4,
+    )
+    harness = await make_harness(slack=slack)
+    for i in range(6):
+        served.provider.add(ALICE, f"burst {i}")
+    await harness.cycle()
+    posts = [
+        t
+        for t, method, _, status in served.slack.calls
+        if method == "chat.postMessage" and status == 200
+    ]
+    assert len(served.slack.document_ids()) == 6
+    assert served.slack.answered(429) == 0, "the bucket let a post go early"
+    posts = posts[-6:]  # the first may have been answered not_in_channel
+    start = posts[0]
+    assert posts[3] - start < 0.5  # four at once
+    assert 0.9 < posts[4] - start < 1.5  # then one a second
+    assert 1.9 < posts[5] - start < 2.5
+
+    # Slack's 429 is the hard rule: a Retry-After longer than the bucket's pace holds the
+    # channel until it has passed.
+    served.slack.force("chat.postMessage", status=429, retry_after=2)
+    served.provider.add(BOB, "after a 429")
+    await harness.cycle()
+    assert served.slack.early_posts == 0
+    limited, retried = [
+        t for t, method, _, _ in served.slack.calls[-2:] if method == "chat.postMessage"
+    ]
+    assert retried - limited >= 2.0
+    assert len(served.slack.document_ids()) == 7
 
 
 async def test_a_catch_up_draws_a_progress_bar_on_a_terminal(

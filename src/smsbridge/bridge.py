@@ -184,6 +184,7 @@ class Bridge:
             sleep=stop.sleep,
             on_rate_limited=lambda channel: metrics.slack_429.labels(channel).inc(),
             post_interval=settings.slack.post_interval,
+            post_burst=settings.slack.post_burst,
         )
         holder = replica_id()
         lanes = [

@@ -104,7 +104,10 @@ class SlackSettings(BaseModel):
     api_url: str = "https://slack.com/api/"
     app_token: SecretStr | None = None
     timeout: int = Field(default=30, ge=1, le=300)  # seconds for one Slack API call
-    post_interval: float = Field(default=1.0, ge=0, le=60)  # seconds between posts to a channel
+    post_interval: float = Field(default=1.0, ge=0, le=60)  # seconds per post to a channel
+    # Posts that may go to one channel at once after a quiet spell. Slack allows "short bursts
+    # over 1" without a number; 4 posts a typical flurry at once, and 429s stay the hard rule.
+    post_burst: int = Field(default=4, ge=1, le=20)
 
     @field_validator("bot_token")
     @classmethod

@@ -1,4 +1,5 @@
-"""A sliding-window limit per key (here: per Slack user). Pure but for the clock it is given."""
+"""Limits per key, pure but for the clock they are given: a sliding window (uses per Slack
+user) and a token bucket (posts per Slack channel)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,31 @@ class RateLimiter:
         if not hits or len(hits) < self._limit:
             return 0.0
         return max(0.0, hits[0] + self._window - self._clock())
+
+
+class Pacer:
+    """A token bucket per key (here: per Slack channel), kept as one time per key (GCRA).
+
+    `interval` seconds per use in the long run, up to `burst` uses at once after a quiet spell.
+    `reserve` books the next use and says how long to wait for it, so concurrent callers queue
+    in order instead of all waking at once. An interval of 0 paces nothing.
+    """
+
+    def __init__(
+        self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._tolerance = max(0, burst - 1) * interval  # how far ahead of the rate a burst may be
+        self._clock = clock
+        self._due: dict[str, float] = {}  # key -> when the bucket is full again (the "TAT")
+
+    def reserve(self, key: str) -> float:
+        """Book one use of `key`: the seconds to wait before it (0: go now)."""
+        if not self._interval:
+            return 0.0
+        now = self._clock()
+        due = max(self._due.get(key, now), now)
+        self._due[key] = due + self._interval
+        if len(self._due) > 10_000:  # keys whose bucket is full again hold nothing
+            self._due = {k: v for k, v in self._due.items() if v > now}
+        return max(0.0, due - self._tolerance - now)

@@ -70,7 +70,8 @@ class RawBody:
 class SlackSim:
     token: str = "xoxb-sim-token"
     app_token: str = "xapp-sim-token"
-    post_interval: float = 0.0  # minimum seconds between posts to one channel (0: no limit)
+    post_interval: float = 0.0  # seconds per post to one channel in the long run (0: no limit)
+    post_burst: int = 1  # posts one channel takes at once after a quiet spell (a token bucket)
     post_delay: float = 0.0  # seconds between storing a post and answering it
     endless_cursor: bool = False  # history and replies always say there is another page
     clock: Callable[[], float] = time.time
@@ -80,7 +81,9 @@ class SlackSim:
     forced: deque[Forced] = field(default_factory=deque)
     calls: list[tuple[float, str, str | None, int]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _last_post: dict[str, float] = field(default_factory=dict)
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+    _retry_until: dict[str, float] = field(default_factory=dict)  # channel -> end of Retry-After
+    early_posts: int = 0  # posts that came before the Retry-After we sent had passed
     _posted: asyncio.Event = field(default_factory=asyncio.Event)
     _called: asyncio.Event = field(default_factory=asyncio.Event)
     _sockets: list[WebSocket] = field(default_factory=list)
@@ -88,6 +91,10 @@ class SlackSim:
     socket_acks: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
     # -- test and demo API --------------------------------------------------------------------
+
+    def answered(self, status: int) -> int:
+        """How many calls were answered with HTTP `status`."""
+        return sum(1 for *_, answered in self.calls if answered == status)
 
     def add_channel(
         self, channel_id: str, name: str, *, member: bool = False, archived: bool = False
@@ -235,6 +242,8 @@ class SlackSim:
         self, method: str, args: dict[str, Any], channel: str | None, now: float
     ) -> tuple[int, dict[str, Any] | RawBody, dict[str, str]]:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if channel is not None and now < self._retry_until.get(channel, -math.inf):
+            self.early_posts += method == "chat.postMessage"
         for forced in list(self.forced):
             if forced.method == method and forced.channel in (None, channel):
                 self.forced.remove(forced)
@@ -245,6 +254,7 @@ class SlackSim:
                 if forced.body is not None:
                     return forced.status, RawBody(forced.body, forced.content_type), {}
                 if forced.status == 429:
+                    self._hold(channel, now, forced.retry_after)
                     return (
                         429,
                         {"ok": False, "error": "ratelimited"},
@@ -260,17 +270,31 @@ class SlackSim:
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if method == "chat.postMessage" and channel in self.channels and self.post_interval:
-            wait = self._last_post.get(channel, -math.inf) + self.post_interval - now
-            if wait > 0:
-                return (
-                    429,
-                    {"ok": False, "error": "ratelimited"},
-                    {"Retry-After": str(math.ceil(wait))},
-                )
+            tokens = self._tokens(channel, now)
+            if tokens < 1:
+                after = math.ceil((1 - tokens) * self.post_interval)
+                self._hold(channel, now, after)
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(after)}
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = await result
+        if method == "chat.postMessage" and channel and self.post_interval and result.get("ok"):
+            self._buckets[channel] = (self._tokens(channel, now) - 1, now)  # a post spends one
         return 200, result, {}
+
+    def _hold(self, channel: str | None, now: float, retry_after: int | str) -> None:
+        """Remember a Retry-After we sent, to count posts that do not wait it out."""
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            return
+        if channel is not None and 0 < seconds < math.inf:
+            self._retry_until[channel] = now + seconds
+
+    def _tokens(self, channel: str, now: float) -> float:
+        """Slack's per-channel post limit as a token bucket: the posts it would take now."""
+        tokens, at = self._buckets.get(channel, (float(self.post_burst), now))
+        return min(float(self.post_burst), tokens + (now - at) / self.post_interval)
 
     def _channel(self, args: dict[str, Any]) -> SimChannel | dict[str, Any]:
         channel = self.channels.get(str(args.get("channel")))
@@ -321,7 +345,6 @@ class SlackSim:
             if str(args.get("reply_broadcast", "")).lower() in ("1", "true"):
                 message["subtype"] = "thread_broadcast"  # shown in the channel as well
         channel.messages.append(message)
-        self._last_post[channel.id] = self.clock()
         self._posted.set()
         if self.post_delay:
             await asyncio.sleep(self.post_delay)

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from smsbridge.errors import SlackRejectedError, SlackTransientError
+from smsbridge.ratelimit import Pacer
 from smsbridge.slack.errors import classify, error_code
 from smsbridge.slack.render import EVENT_TYPE, SlackMessage
 
@@ -49,14 +50,17 @@ class SlackPoster:
         sleep: Sleep = asyncio.sleep,
         on_rate_limited: Callable[[str], None] = lambda channel: None,
         post_interval: float = 0.0,
+        post_burst: int = 1,
     ) -> None:
         self._client = client
-        # Slack allows about one message per second per channel: pacing posts ourselves avoids
-        # a 429 (and a lost second) on every post of a backlog. 429s still pause the channel.
+        # Slack allows about one message per second per channel, with short bursts: a token
+        # bucket per channel lets a burst go at once and paces a backlog, which avoids a 429
+        # (and a lost second) on every post. A 429's Retry-After still pauses the channel.
         self._post_interval = post_interval
+        self._pacer = Pacer(post_interval, post_burst)
         self._sleep = sleep
         self._on_rate_limited = on_rate_limited
-        self._not_before: dict[str, float] = {}  # channel -> monotonic time of the next call
+        self._not_before: dict[str, float] = {}  # channel -> monotonic end of a Retry-After
 
     async def post(
         self,
@@ -67,6 +71,9 @@ class SlackPoster:
         reply_broadcast: bool = False,
     ) -> str:
         """Post and return the message's ts."""
+        wait = self._pacer.reserve(channel)
+        if wait > 0:
+            await self._sleep(wait)
         response = await self._call(
             "chat_postMessage",
             channel,
@@ -78,8 +85,6 @@ class SlackPoster:
             unfurl_links=False,
             unfurl_media=False,
         )
-        if self._post_interval:
-            self._not_before[channel] = time.monotonic() + self._post_interval
         ts = response.get("ts")
         if not isinstance(ts, str) or not ts:
             # Without a ts we cannot know the post exists: in doubt, so Slack is checked first.
