@@ -485,6 +485,33 @@ async def test_a_large_backlog_is_announced_once_and_its_progress_logged(
     assert progress[-1].getMessage() == "catching up in C0OPS: 25 of 25 SMS posted"
 
 
+async def test_a_restart_in_the_middle_of_a_catch_up_does_not_announce_it_again(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    away = int(time.time()) - 3600
+    for i in range(25):
+        served.provider.add(ALICE, f"backlog {i}", timestamp=away + i)
+    first = await make_harness()
+    served.slack.post_delay = 0.02
+    cycle = asyncio.create_task(first.cycle())
+    await asyncio.wait_for(served.slack.wait_for_sms(5), 10)
+    await first.close()  # the process goes away in the middle of the catch-up
+    await asyncio.gather(cycle, return_exceptions=True)
+    assert len(served.slack.document_ids()) < 25
+
+    second = await make_harness()  # the same database, as after a restart
+    await second.cycle()
+    notices = [m for m in served.slack.channels[OPS].messages if "catching up" in m["text"]]
+    assert len(notices) == 1
+    assert sorted(Counter(served.slack.document_ids()).values()) == [1] * 25
+
+    for i in range(25):  # a new outage later is a new catch-up, announced again
+        served.provider.add(BOB, f"later {i}", timestamp=int(time.time()) - 600 + i)
+    await second.cycle()
+    notices = [m for m in served.slack.channels[OPS].messages if "catching up" in m["text"]]
+    assert len(notices) == 2
+
+
 async def test_a_burst_while_running_is_not_called_a_catch_up(
     served: Served, make_harness: MakeHarness
 ) -> None:

@@ -115,13 +115,16 @@ class Delivery:
 
     async def _work(self, channel: str) -> None:
         try:
-            total = await self._store.ledger.backlog_size(self._account, channel)
+            total, first, last, oldest = await self._store.ledger.backlog_extent(
+                self._account, channel
+            )
             catch_up = total >= CATCH_UP_NOTICE_AT
             if catch_up:
-                first = await self._store.ledger.backlog(self._account, channel, limit=1)
-                oldest = first[0].sms.timestamp if first else time.time()
-                away = time.time() - oldest > self._away_after
-                await self._announce_catch_up(channel, total, away=away)
+                # once per catch-up: a restart in its middle finds its rows announced
+                if not await self._store.catch_ups.announced(self._account, channel, first):
+                    away = time.time() - oldest > self._away_after
+                    if await self._announce_catch_up(channel, total, away=away):
+                        await self._store.catch_ups.record(self._account, channel, last)
                 if self._progress:
                     self._progress.start(channel, total)
             done = 0
@@ -157,7 +160,7 @@ class Delivery:
             if self._progress:
                 self._progress.finish(channel)
 
-    async def _announce_catch_up(self, channel: str, total: int, *, away: bool) -> None:
+    async def _announce_catch_up(self, channel: str, total: int, *, away: bool) -> bool:
         """One line before a large backlog, so readers know why so many SMS arrive now: the
         bridge was away (its oldest SMS is older than `away_after`), or a burst came in."""
         text = (
@@ -178,6 +181,8 @@ class Delivery:
             await self._poster.post(channel, notice, None)
         except (SlackTransientError, SlackRejectedError) as error:  # the SMS matter, not the notice
             log.warning("could not post the catch-up notice in %s: %s", channel, error)
+            return False
+        return True
 
     async def _deliver_with_retry(self, row: LedgerRow) -> None:
         alert = alert_for(self._alerts, row.sms.sender, row.sms.text)

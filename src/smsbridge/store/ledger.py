@@ -226,6 +226,26 @@ class Ledger:
             count = await conn.execute(select(func.count()).where(*where))
             return int(count.scalar_one())
 
+    async def backlog_extent(self, account: str, channel: str) -> tuple[int, int, int, int]:
+        """The SMS waiting for `channel`: how many, the first and last seq, and the oldest
+        SMS timestamp (zeros when none wait)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.count(),
+                        func.min(ledger.c.seq),
+                        func.max(ledger.c.seq),
+                        func.min(ledger.c.sms_timestamp),
+                    ).where(
+                        ledger.c.account == account,
+                        ledger.c.channel == channel,
+                        ledger.c.state.in_((PENDING, POSTING)),
+                    )
+                )
+            ).one()
+            return int(row[0]), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
+
     async def backlog(self, account: str, channel: str, limit: int = 50) -> list[LedgerRow]:
         """The oldest SMS waiting for `channel`, in arrival order."""
         async with self._engine.connect() as conn:

@@ -129,6 +129,17 @@ optouts = Table(
     Column("opted_out_at", Float, nullable=False),
 )
 
+# v4: the catch-up notice last posted per channel, by the newest ledger row it announced: a
+# restart in the middle of a catch-up finds its rows covered and does not announce them again.
+catch_ups = Table(
+    "catch_ups",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("through_seq", Integer, nullable=False),
+    Column("announced_at", Float, nullable=False),
+)
+
 # Tables as version 1 created them; later columns arrive through their own upgrade step.
 _V2_COLUMNS = {("cursors", "last_poll_at"), ("ledger", "claimed_by")}
 _LATER_COLUMNS = _V2_COLUMNS | {("ledger", "via")}  # not in the tables version 1 created
@@ -167,5 +178,9 @@ async def _v3(conn: AsyncConnection) -> None:
     await conn.execute(text("ALTER TABLE ledger ADD COLUMN via VARCHAR(8)"))
 
 
-UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3]
+async def _v4(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: catch_ups.create(sync))
+
+
+UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3, _v4]
 LATEST = len(UPGRADES)

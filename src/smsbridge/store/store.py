@@ -3,6 +3,7 @@
     store.ledger   the delivery ledger (ledger.py)     store.cursors  cursors (cursors.py)
     store.threads  the thread map (threads.py)         store.leases   polling leases (leases.py)
     store.outbox   SMS sent from Slack (outbox.py)     store.optouts  opt-outs (optouts.py)
+    store.catch_ups   catch-up notices (catch_ups.py)
 
 This class owns the engine: opening it, the schema and its upgrades, the single-writer lock.
 One set of SQLAlchemy Core queries serves both databases; each dialect-specific piece sits in
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
+from smsbridge.store.catch_ups import CatchUps
 from smsbridge.store.cursors import Cursors
 from smsbridge.store.leases import Leases
 from smsbridge.store.ledger import Ledger
@@ -59,6 +61,7 @@ class Store:
         self.ledger = Ledger(engine, self.cursors, self.threads)
         self.outbox = Outbox(engine, self.threads)
         self.optouts = OptOuts(engine)
+        self.catch_ups = CatchUps(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
