@@ -73,3 +73,59 @@ async def wait_ready(port: str, process: asyncio.subprocess.Process) -> None:
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
+
+
+class TcpProxy:
+    """A TCP relay to a server (the test's PostgreSQL) that a test can cut off and restore:
+    the database "stops" for the bridge only, without touching the real server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.port = free_port()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a stopped server does."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pipes.add(task)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            self._pipes.discard(task)
+            return
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+
+        pumps = {
+            asyncio.create_task(pump(reader, upstream_writer)),
+            asyncio.create_task(pump(upstream_reader, writer)),
+        }
+        try:  # either side closing ends the relay
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for running in pumps:
+                running.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for side in (writer, upstream_writer):
+                side.close()
+            self._pipes.discard(task)

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from conftest import OPS, OPS_LINE, USERNAME, MakeSettings, Served, running_service
-from processes import free_port
+from conftest import (
+    OPS,
+    OPS_LINE,
+    USERNAME,
+    FakeClock,
+    MakeHarness,
+    MakeSettings,
+    Served,
+    running_service,
+)
+from processes import TcpProxy, free_port
 
 TOKEN = "p" * 40
 CUSTOMER = "61409560857"
@@ -107,12 +117,17 @@ async def test_bodies_too_big_or_not_utf8_get_400(running: Any) -> None:
     assert binary.status_code == 400
 
 
-async def test_a_wrong_secret_is_404(running: Any) -> None:
+async def test_a_wrong_secret_is_404_and_counted_as_a_refused_push(running: Any) -> None:
+    from smsbridge.slash.answers import status_answer
+
     http, service = running
     answer = await http.get(f"/provider/push/{'q' * 40}", params={"from": CUSTOMER, "text": "x"})
     assert answer.status_code == 404
     metrics = service.bridge.metrics.exposition().decode()
     assert 'smsbridge_http_rejected_total{cause="wrong_token"} 1.0' in metrics
+    assert 'smsbridge_pushes_rejected_total{cause="wrong_token"} 1.0' in metrics
+    text = status_answer(await service.bridge.status(), 0).text
+    assert "pushes refused since start: 1" in text
 
 
 async def test_a_pushed_sms_polled_under_another_id_is_matched_and_posted_once(
@@ -153,5 +168,76 @@ async def test_status_tells_pushed_from_polled_only(served: Served, running: Any
     await lane.delivery.idle()
     text = status_answer(await service.bridge.status(), 0).text
     assert "Pushed today: 1 · found only by polling: 1 (pushes are being lost upstream)" in text
+    assert "pushes refused since start: 0 · polling every 30s" in text
     metrics = service.bridge.metrics.exposition().decode()
     assert f'smsbridge_polled_only_total{{account="{USERNAME}"}} 1.0' in metrics
+
+
+@pytest.mark.postgres
+async def test_a_push_while_the_database_is_down_gets_503_and_polling_brings_the_sms_later(
+    served: Served, make_settings: MakeSettings, postgres_database: str
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    real = make_url(postgres_database)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    through_proxy = real.set(host="127.0.0.1", port=proxy.port)
+    settings = make_settings(
+        port=free_port(),
+        push={"token": TOKEN},
+        poll_interval=1,
+        database_url=through_proxy.render_as_string(hide_password=False),
+    )
+    try:
+        async with running_service(settings) as (service, http):
+            await proxy.stop()  # the database is gone, for the bridge
+            sms = served.provider.add(CUSTOMER, "pushed into an outage", recipient=OPS_LINE)
+            query = {
+                "MOMessageId": sms.document_id,
+                "timestamp": str(sms.timestamp),
+                "from": CUSTOMER,
+                "to": OPS_LINE,
+                "text": "pushed into an outage",
+            }
+            answer = await http.get(f"/provider/push/{TOKEN}", params=query)
+            assert answer.status_code == 503  # the gateway may retry; polling catches it anyway
+            assert service.bridge is not None
+            metrics = service.bridge.metrics.exposition().decode()
+            assert 'smsbridge_pushes_rejected_total{cause="database_unavailable"} 1.0' in metrics
+            assert served.slack.document_ids() == []
+            await proxy.start()  # the database is back: the next poll brings the SMS
+            await asyncio.wait_for(served.slack.wait_for_sms(1), 30)
+            assert served.slack.document_ids() == [sms.document_id]
+    finally:
+        await proxy.stop()
+
+
+async def test_while_pushes_arrive_polls_only_reconcile_and_a_missed_push_speeds_them_up(
+    served: Served, make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(time.time())
+    harness = await make_harness(
+        clock=clock, push={"token": TOKEN, "reconcile_interval": 30}, poll_interval=5
+    )
+    poller = harness.lane.poller
+
+    async def polls_after(seconds: float) -> int:
+        """Advance the clock, run the scheduled job once: how many polls it made."""
+        before = len(served.provider.requests)
+        clock.advance(seconds)
+        await harness.cycle()
+        return len(served.provider.requests) - before
+
+    assert await polls_after(0) == 1
+    assert await polls_after(5) == 1  # no push has come yet: polls keep their own pace
+    poller.push_arrived()
+    assert poller.interval == 30
+    assert [await polls_after(5) for _ in range(5)] == [0, 0, 0, 0, 0]
+    assert await polls_after(5) == 1  # thirty seconds on: a reconciliation poll
+    served.provider.add(CUSTOMER, "a push that never came", recipient=OPS_LINE)
+    assert await polls_after(30) == 1
+    assert "reached us by polling before any push of them" in caplog.text
+    assert poller.interval == 5  # back to polling's own pace until pushes arrive again
+    assert await polls_after(5) == 1
+    assert served.slack.document_ids() != []

@@ -9,8 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from conftest import OPS_LINE, OTHER_LINE, USERNAME, Served
 from processes import bridge_env, finish, free_port, smsbridge, wait_ready
@@ -129,3 +130,63 @@ async def test_two_replicas_killed_at_random_deliver_every_sms_exactly_once(
     finally:
         await store.close()
     assert len(set(claimers)) >= 2, "only one replica ever posted: no takeover was exercised"
+
+
+async def both_listening(store: Store) -> None:
+    """Until two sessions on the database listen for wake-ups (seen in pg_stat_activity)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    )
+    while True:
+        async with store.engine.connect() as conn:
+            if (await conn.execute(query)).scalar_one() >= 2:
+                return
+        await asyncio.sleep(0.05)
+
+
+async def test_a_push_to_the_replica_without_the_lease_is_posted_by_the_holder_at_once(
+    served: Served, tmp_path: Path, postgres_database: str
+) -> None:
+    token = "w" * 40
+    store = Store.open(postgres_database)
+    envs = [
+        {
+            **replica_env(served, tmp_path, postgres_database),
+            "SMSBRIDGE_PUSH__TOKEN": token,
+            "SMSBRIDGE_POLL_INTERVAL": "30",  # far slower than the wake-up to be measured
+        }
+        for _ in range(2)
+    ]
+    processes = [await smsbridge("run", env=env) for env in envs]
+    try:
+        for env, process in zip(envs, processes, strict=True):
+            await asyncio.wait_for(wait_ready(env["PORT"], process), 60)
+        holder = await store.leases.holder(USERNAME)
+        assert holder is not None
+        other = next(
+            env
+            for env, process in zip(envs, processes, strict=True)
+            if str(process.pid) not in holder
+        )
+        await asyncio.wait_for(both_listening(store), 10)
+        query = {"MOMessageId": "pushed-1", "from": ALICE, "to": OPS_LINE, "text": "wake up"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{other['PORT']}") as http:
+            pushed_at = time.monotonic()
+            answer = await http.get(f"/provider/push/{token}", params=query)
+        assert answer.status_code == 200
+        await asyncio.wait_for(served.slack.wait_for_sms(1), 5)
+        took = time.monotonic() - pushed_at
+        assert took <= 0.5, f"the lease holder posted it {took:.2f}s after the push"
+        assert served.slack.document_ids() == ["pushed-1"]
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            code, _, err = await finish(process)
+            assert code == 0, err
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        await store.close()

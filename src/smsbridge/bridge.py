@@ -34,6 +34,7 @@ from smsbridge.slash.command import SmsCommand
 from smsbridge.slash.replies import ReplyIntake
 from smsbridge.stopping import StopSignal
 from smsbridge.store.store import Store
+from smsbridge.store.wakeups import OUTBOUND, PUSHED
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Lane:
     keeper: LeaseKeeper
     sender: Sender
 
-    async def status(self, store: Store) -> Status:
+    async def status(self, store: Store, pushes_rejected: int = 0) -> Status:
         name = self.account.name
         return Status(
             account=name,
@@ -66,6 +67,8 @@ class Lane:
                 if store.ledger.match_twins
                 else None
             ),
+            pushes_rejected=pushes_rejected,
+            poll_every=self.poller.interval if store.ledger.match_twins else None,
         )
 
 
@@ -82,13 +85,15 @@ class Bridge:
     lanes: list[Lane]
     commands: SmsCommand = field(init=False)
     replies: ReplyIntake = field(init=False)
+    pushes_rejected: int = 0  # by this replica since it started, for /sms status
 
     def __post_init__(self) -> None:
         senders = {lane.account.name: lane.sender for lane in self.lanes}
 
         async def queued(account: str, channel: str, ts: str) -> None:
             await self.poster.react(channel, ts, QUEUED_REACTION)
-            await senders[account].kick()
+            await senders[account].kick()  # this replica, if it holds the lease
+            await self.store.wakeups.notify(OUTBOUND, account)  # else the one that does
 
         async def refused(account: str, channel: str, ts: str, thread_ts: str, reason: str) -> None:
             self.metrics.outbound.labels(account, "refused").inc()
@@ -120,15 +125,41 @@ class Bridge:
     async def sms_pushed(self, fields: dict[str, str]) -> str:
         """An inbound SMS the gateway pushed: in the ledger (durably) before we answer, then
         posted at once. Raises ValueError for a push that is not an SMS we can take."""
-        sms = read_mo_push(fields, time.time())
+        sms = read_mo_push(fields, time.time(), self.settings.push.parameters)
         lane = self._lane_for(sms.recipient)
         channel = lane.account.channel_for(sms.recipient)
         new = await self.store.ledger.ingest_pushed(lane.account.name, sms, channel)
         self.metrics.pushes.labels(lane.account.name, "new" if new else "known").inc()
         if new:
             log.info("SMS %s pushed by the gateway", sms.document_id, extra={"path": "push"})
-            await lane.delivery.kick()
+            lane.poller.push_arrived()
+            await lane.delivery.kick()  # this replica, if it holds the lease
+            await self.store.wakeups.notify(PUSHED, lane.account.name)  # else the one that does
         return "ok"
+
+    async def woken(self, kind: str, account: str) -> None:
+        """Another replica (or this one) stored work for `account`: do it now if we hold its
+        lease (the kicks do nothing otherwise)."""
+        lane = next((lane for lane in self.lanes if lane.account.name == account), None)
+        if lane is None:
+            return
+        if kind == PUSHED:
+            lane.poller.push_arrived()
+            await lane.delivery.kick()
+        else:
+            await lane.sender.kick()
+
+    async def wake_all(self) -> None:
+        """Look for work in every account (after wake-ups may have been missed)."""
+        for lane in self.lanes:
+            await lane.delivery.kick()
+            await lane.sender.kick()
+
+    def push_rejected(self, cause: str) -> None:
+        """A push we answered with an error: counted, since it may mean lost SMS upstream."""
+        self.metrics.http_rejected.labels(cause).inc()
+        self.metrics.pushes_rejected.labels(cause).inc()
+        self.pushes_rejected += 1
 
     def _lane_for(self, line: str | None) -> Lane:
         """The account an SMS to `line` belongs to: the one routing that line, else the one
@@ -158,7 +189,7 @@ class Bridge:
 
     async def status(self) -> list[Status]:
         """What `/sms status` reports, per account."""
-        return [await lane.status(self.store) for lane in self.lanes]
+        return [await lane.status(self.store, self.pushes_rejected) for lane in self.lanes]
 
     @classmethod
     def build(
@@ -313,6 +344,9 @@ def _lane(
         may_poll=keeper.holds,
         metrics=metrics,
         clock=clock,
+        reconcile_interval=(
+            settings.push.reconcile_interval if settings.push.token is not None else None
+        ),
     )
     keeper.when_gained(wake)
     return Lane(account, provider, delivery, poller, keeper, sender)

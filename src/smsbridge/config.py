@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import phonenumbers
 from pydantic import (
@@ -131,10 +131,18 @@ class SlackSettings(BaseModel):
         return value if value.endswith("/") else value + "/"
 
 
+PushField = Literal["id", "from", "to", "text", "timestamp", "mtMessageId"]
+
+
 class PushSettings(BaseModel):
     """What the gateway may push to us. The token is the secret part of the URLs it calls."""
 
     token: SecretStr | None = None
+    # While pushes arrive, polls only reconcile (catch what a push missed): this often.
+    reconcile_interval: float = Field(default=30.0, ge=1, le=3600)
+    # The operator's own parameter names in a Push MO template, mapped to ours:
+    # {"sender": "from", "body": "text"}. The documented names are always read too.
+    parameters: dict[str, PushField] = Field(default_factory=dict, max_length=20)
 
     @field_validator("token")
     @classmethod

@@ -55,6 +55,13 @@ class Metrics:
             ["account", "result"],
             registry=self.registry,
         )
+        self.pushes_rejected = Counter(
+            "smsbridge_pushes_rejected",
+            "Pushes from the gateway answered with an error, by cause (wrong_token, "
+            "unreadable, slow_body, database_unavailable).",
+            ["cause"],
+            registry=self.registry,
+        )
         self.polled_only = Counter(
             "smsbridge_polled_only",
             "With pushes on: SMS that polling found before any push (pushes lost upstream?).",

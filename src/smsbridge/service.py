@@ -103,7 +103,7 @@ class Service:
             token = self.settings.push.token.get_secret_value()
             statuses = push_endpoint(token, status_handler(bridge.status_pushed), rejected)
             pushes.append((STATUS_PATH, statuses, ["GET", "POST"]))
-            inbound = push_endpoint(token, bridge.sms_pushed, rejected)
+            inbound = push_endpoint(token, bridge.sms_pushed, bridge.push_rejected)
             pushes.append((PUSH_PATH, inbound, ["GET", "POST"]))
         web = build_web_app(
             bridge.not_ready,
@@ -121,6 +121,10 @@ class Service:
         server = public_server(web, self.host, self.settings.port)
         server_task = asyncio.create_task(server.serve(), name="http")
         stack.push_async_callback(_stop_server, server, server_task)
+        if bridge.store.wakeups.enabled:  # PostgreSQL: other replicas' pushes and replies
+            listening = bridge.store.wakeups.listen(bridge.woken, bridge.wake_all)
+            listener = asyncio.create_task(listening, name="wake")
+            stack.push_async_callback(_cancel, listener)
         keepers = [
             asyncio.create_task(lane.keeper.run(), name=f"lease:{lane.account.name}")
             for lane in bridge.lanes
@@ -170,6 +174,12 @@ class Service:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s", sig.name)
         self.stop.set()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _stop_server(server: EmbeddedServer, task: asyncio.Task[None]) -> None:

@@ -58,6 +58,7 @@ class Poller:
         clock: Callable[[], float] = time.time,
         may_poll: Callable[[], bool] = lambda: True,
         metrics: Metrics | None = None,
+        reconcile_interval: float | None = None,
     ) -> None:
         self._account = account
         self._fetcher = fetcher
@@ -65,6 +66,12 @@ class Poller:
         self._on_new_work = on_new_work  # delivery's kick: the poller never imports delivery
         self._channel_for = channel_for
         self._interval = poll_interval
+        # With pushes on: while pushes arrive, polls only reconcile, this far apart. Until the
+        # first push, and again after a poll finds an SMS no push brought, polls keep their
+        # own pace: pushes that never come (an unregistered URL) then cost no speed.
+        self._reconcile = reconcile_interval
+        self._pushes_arrive = False
+        self._told_pushes_missing = False
         self._lookback = initial_lookback
         self._rejected_retry = rejected_retry
         self._clock = clock
@@ -79,6 +86,36 @@ class Poller:
         self.last_error: str | None = None  # for /sms status (access-controlled), never /readyz
         self.last_cause: str | None = None  # a fixed word, safe on the public /readyz
         self._current: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds between polls now: the reconciliation interval while pushes arrive."""
+        if self._reconcile is not None and self._pushes_arrive:
+            return max(self._reconcile, self._interval)
+        return self._interval
+
+    def push_arrived(self) -> None:
+        """The gateway pushed an SMS (to this replica or another)."""
+        if self._reconcile is not None and not self._pushes_arrive:
+            log.info(
+                "pushes arrive: polling every %.0fs only to catch what a push missed",
+                max(self._reconcile, self._interval),
+            )
+        self._pushes_arrive = True
+
+    def _pushes_missed(self, count: int) -> None:
+        """A poll found `count` SMS that no push brought."""
+        if self._pushes_arrive or not self._told_pushes_missing:
+            log.warning(
+                "%d SMS reached us by polling before any push of them: pushes are missing or "
+                "late (is the push URL registered, and reachable from the gateway?). Polling "
+                "every %ss until pushes arrive again.",
+                count,
+                self._interval,
+                extra={"cause": "pushes_missing", "account": self._account},
+            )
+            self._told_pushes_missing = True
+        self._pushes_arrive = False
 
     @property
     def next_attempt_at(self) -> float:
@@ -102,7 +139,8 @@ class Poller:
             last = await self._store.cursors.last_poll(self._account)
         except Exception:
             return "database_unavailable"
-        if last is not None and self._clock() - last <= 3 * self._interval:
+        slowest = max(self._interval, self._reconcile or 0.0)  # any replica's pace
+        if last is not None and self._clock() - last <= 3 * slowest:
             return None
         return self.last_cause or ("no_recent_poll" if last else "no_poll_yet")
 
@@ -110,6 +148,15 @@ class Poller:
         """The scheduled job: one cycle, unless a backoff says not yet. Never raises."""
         now = self._clock()
         if now < self._not_before or not self._may_poll():
+            return
+        # Pushes arrive: poll only when the reconciliation interval is (about) up. The work a
+        # poll would wake (replays, replies another replica recorded) is still woken.
+        if (
+            self.interval > self._interval
+            and self.last_success is not None
+            and now < self.last_success + self.interval - self._interval / 2
+        ):
+            await self._on_new_work()
             return
         self._current = asyncio.current_task()
         try:
@@ -206,8 +253,9 @@ class Poller:
             )
             report.fetched += page.size
             report.new += len(fresh)
-            if self._store.ledger.match_twins:  # pushes are on: polling found these first
+            if self._store.ledger.match_twins and fresh:  # pushes on: polling found these
                 self._metrics.polled_only.labels(self._account).inc(len(fresh))
+                self._pushes_missed(len(fresh))
             report.invalid += len(fresh_invalid)
             routed = {sms.document_id: ch for sms, ch in zip(page.messages, channels, strict=True)}
             for sms in fresh:

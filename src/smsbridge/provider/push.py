@@ -41,8 +41,18 @@ def read_status_push(fields: Mapping[str, str]) -> tuple[str, int]:
     return ident, int(raw)
 
 
-def read_mo_push(fields: Mapping[str, str], now: float) -> InboundSms:
-    """The SMS a push carries; ValueError with the reason when it is not one we can take."""
+def read_mo_push(
+    pushed: Mapping[str, str], now: float, renames: Mapping[str, str] | None = None
+) -> InboundSms:
+    """The SMS a push carries; ValueError with the reason when it is not one we can take.
+
+    `renames` maps the operator's own parameter names (from a template they registered) to
+    ours (`id`, `from`, `to`, `text`, `timestamp`, `mtMessageId`).
+    """
+    fields = dict(pushed)
+    for theirs, ours in (renames or {}).items():
+        if pushed.get(theirs):
+            fields[ours] = pushed[theirs]
 
     def first(*names: str) -> str | None:
         return next((fields[name] for name in names if fields.get(name)), None)

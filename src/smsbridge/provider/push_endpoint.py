@@ -55,6 +55,7 @@ def push_endpoint(
             on_rejected("unreadable")
             return PlainTextResponse(str(error), status_code=400)
         except (DBAPIError, OSError):
+            on_rejected("database_unavailable")
             return PlainTextResponse("database unavailable, try again", status_code=503)
         return PlainTextResponse(answer)
 

@@ -36,6 +36,8 @@ class Status:
     polled_by: str | None = None  # the replica holding the polling lease
     outbound: dict[str, int] = field(default_factory=dict)  # SMS written in Slack, per state
     arrivals: dict[str, int] | None = None  # today's SMS by path, when pushes are on
+    pushes_rejected: int = 0  # pushes this replica answered with an error since it started
+    poll_every: float | None = None  # seconds between polls now, when pushes are on
 
 
 USAGE = (
@@ -231,6 +233,8 @@ def _status_lines(status: Status, now: float, *, titled: bool) -> str:
                 f"• Pushed today: {status.arrivals.get('push', 0)}"
                 f" · found only by polling: {status.arrivals.get('poll', 0)}"
                 + (" (pushes are being lost upstream)" if status.arrivals.get("poll") else "")
+                + f" · pushes refused since start: {status.pushes_rejected}"
+                + (f" · polling every {status.poll_every:g}s" if status.poll_every else "")
             ]
             if status.arrivals is not None
             else []

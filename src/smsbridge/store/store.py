@@ -4,6 +4,7 @@
     store.threads  the thread map (threads.py)         store.leases   polling leases (leases.py)
     store.outbox   SMS sent from Slack (outbox.py)     store.optouts  opt-outs (optouts.py)
     store.catch_ups   catch-up notices (catch_ups.py)
+    store.wakeups  wake-ups between replicas on PostgreSQL, LISTEN/NOTIFY (wakeups.py)
 
 This class owns the engine: opening it, the schema and its upgrades, the single-writer lock.
 One set of SQLAlchemy Core queries serves both databases; each dialect-specific piece sits in
@@ -36,6 +37,7 @@ from smsbridge.store.schema import (
     schema_version,
 )
 from smsbridge.store.threads import Threads
+from smsbridge.store.wakeups import Wakeups
 from smsbridge.urls import hide_password
 
 _UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
@@ -62,6 +64,7 @@ class Store:
         self.outbox = Outbox(engine, self.threads)
         self.optouts = OptOuts(engine)
         self.catch_ups = CatchUps(engine)
+        self.wakeups = Wakeups(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
