@@ -1,11 +1,12 @@
 """Drain a backlog of SMS across channels with per-channel Slack limits; measure and verify.
 
     .venv/bin/python bench/backlog.py [--sms 20000] [--channels 10] [--interval 0.02] [--pace 0.02]
+                                      [--burst 4]
 
 The real bridge (poller, ledger on a SQLite file, one worker per channel) runs in this process
 against the stand-ins over loopback HTTP. The Slack stand-in answers 429 to any post to a channel
-sooner than `--interval` after the previous one. Checked, not just timed: every SMS posted exactly
-once, and no post to a channel before a 429's Retry-After elapsed.
+beyond its token bucket (`--interval` per post, `--burst` at once). Checked, not just timed:
+every SMS posted exactly once, and no post to a channel before a 429's Retry-After elapsed.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from smsbridge.sim.slack import SlackSim
 from smsbridge.stopping import StopSignal
 
 
-async def run(count: int, channels: int, interval: float, pace: float) -> dict[str, float]:
+async def run(
+    count: int, channels: int, interval: float, pace: float, burst: int = 4
+) -> dict[str, float]:
     provider = ProviderSim(capacity=count + 10)
-    slack = SlackSim(post_interval=interval)
+    slack = SlackSim(post_interval=interval, post_burst=burst)
     lines = [f"6141100{index:04d}" for index in range(channels)]
     routes = {line: f"C0BENCH{index}" for index, line in enumerate(lines)}
     for index in range(channels):
@@ -57,6 +60,7 @@ async def run(count: int, channels: int, interval: float, pace: float) -> dict[s
                     signing_secret=SecretStr("x"),
                     api_url=f"{slack_url}/api/",
                     post_interval=pace,
+                    post_burst=burst,
                 ),
                 database_url=f"sqlite:///{Path(tmp) / 'bench.db'}",
                 poll_interval=1.0,
@@ -108,8 +112,9 @@ def main() -> None:
         "--interval", type=float, default=0.02, help="the stand-in's per-channel limit"
     )
     parser.add_argument("--pace", type=float, default=0.02, help="the bridge's per-channel pacing")
+    parser.add_argument("--burst", type=int, default=4, help="posts at once, both sides")
     args = parser.parse_args()
-    result = asyncio.run(run(args.sms, args.channels, args.interval, args.pace))
+    result = asyncio.run(run(args.sms, args.channels, args.interval, args.pace, args.burst))
     for key, value in result.items():
         print(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
 

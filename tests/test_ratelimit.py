@@ -24,6 +24,15 @@ def test_a_quiet_spell_fills_the_bucket_again_but_no_further() -> None:
     assert [pacer.reserve("C1") for _ in range(4)] == [0, 0, 0, 1]
 
 
+def test_a_use_counted_when_its_answer_came_pushes_the_next_one_back() -> None:
+    now = [0.0]
+    pacer = Pacer(1.0, 1, clock=lambda: now[0])
+    assert pacer.reserve("C1") == 0
+    now[0] = 0.3  # the answer took 0.3 s: Slack may have counted the post as late as that
+    pacer.spent("C1")
+    assert pacer.reserve("C1") == 1.0  # one interval after the answer, not after the send
+
+
 def test_an_interval_of_zero_paces_nothing() -> None:
     pacer = Pacer(0.0, 1)
     assert {pacer.reserve("C1") for _ in range(100)} == {0.0}

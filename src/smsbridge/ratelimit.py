@@ -62,3 +62,11 @@ class Pacer:
         if len(self._due) > 10_000:  # keys whose bucket is full again hold nothing
             self._due = {k: v for k, v in self._due.items() if v > now}
         return max(0.0, due - self._tolerance - now)
+
+    def spent(self, key: str, at: float | None = None) -> None:
+        """The use booked last was counted by the other side no later than `at` (when its
+        answer came). Counting it then rather than when it was sent keeps our bucket emptier
+        than theirs, so network jitter can never make a use arrive before they have a token."""
+        if self._interval:
+            at = self._clock() if at is None else at
+            self._due[key] = max(self._due.get(key, at), at + self._interval)

@@ -74,17 +74,20 @@ class SlackPoster:
         wait = self._pacer.reserve(channel)
         if wait > 0:
             await self._sleep(wait)
-        response = await self._call(
-            "chat_postMessage",
-            channel,
-            text=message.text,
-            blocks=message.blocks,
-            metadata=message.metadata,
-            thread_ts=thread_ts,
-            reply_broadcast=reply_broadcast or None,
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        try:
+            response = await self._call(
+                "chat_postMessage",
+                channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=message.metadata,
+                thread_ts=thread_ts,
+                reply_broadcast=reply_broadcast or None,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        finally:
+            self._pacer.spent(channel)  # Slack counted it by the time we heard back
         ts = response.get("ts")
         if not isinstance(ts, str) or not ts:
             # Without a ts we cannot know the post exists: in doubt, so Slack is checked first.
