@@ -149,7 +149,7 @@ async def test_db_upgrade_creates_then_reports_up_to_date(served: Served, tmp_pa
     assert (code, out.strip()) == (0, f"database schema is up to date (version {LATEST})")
 
 
-async def test_demo_shows_threads_a_reply_from_slack_and_defuses_the_channel_ping(
+async def test_demo_shows_threads_a_reply_from_slack_push_and_poll_and_defuses_the_channel_ping(
     tmp_path: Path,
 ) -> None:
     import os
@@ -165,6 +165,9 @@ async def test_demo_shows_threads_a_reply_from_slack_and_defuses_the_channel_pin
     assert "↳ Actually, could we make it 10:00?" in out
     assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS
     assert "🔔 @here" in out  # the alert rule's mention, ours, is live
+    assert "bridge log: how each SMS arrived" in out
+    assert "pushed by the gateway" in out  # most SMS come by push ...
+    assert "found by polling; no push of it came" in out  # ... a lost push, by polling
 
 
 async def test_a_rejected_slack_token_stops_run_with_exit_2_and_the_fix(

@@ -223,6 +223,27 @@ def sim_provider(
     uvicorn.run(provider.app(), host="127.0.0.1", port=port, log_level="warning")
 
 
+@sim_app.command("slack")
+def sim_slack(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8082,
+    post_interval: Annotated[
+        float, typer.Option(help="Seconds per post to one channel (0: no limit).")
+    ] = 0.0,
+    post_burst: Annotated[int, typer.Option(help="Posts one channel takes at once.")] = 1,
+) -> None:
+    """Serve the Slack Web API stand-in (bot token xoxb-sim-token).
+
+    Add channels with: curl -d '[{"id": "C0OPS", "name": "ops"}]' localhost:8082/_sim/channels
+    """
+    import uvicorn
+
+    from smsbridge.sim.slack import SlackSim
+
+    slack = SlackSim(post_interval=post_interval, post_burst=post_burst)
+    print(f"Slack stand-in on http://127.0.0.1:{port}/api/ (token {slack.token})")
+    uvicorn.run(slack.app(), host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> None:
     try:
         app()

@@ -1,14 +1,17 @@
 """`smsbridge demo`: the real service against the built-in stand-ins, with a live Slack view.
 
 No accounts needed: a provider stand-in receives a scripted stream of SMS (replies to several
-outbound messages, a few senders, an emoji, an attempt to ping @channel), the real bridge polls
-it and posts to a Slack stand-in, and the terminal shows the channels and threads as Slack would.
+outbound messages, a few senders, an emoji, an attempt to ping @channel). The gateway pushes
+most of them to the bridge; every third push is "lost upstream", and polling finds that one.
+The bridge posts to a Slack stand-in, and the terminal shows the channels and threads as Slack
+would, and the bridge's log of how each SMS arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
 import socket
@@ -33,6 +36,7 @@ OPS_LINE, SUPPORT_LINE = "61411001001", "61400000002"
 # Field ops may answer by SMS from Slack; the support inbox only reads.
 ROUTES: dict[str, Any] = {OPS_LINE: {"channel": "C0OPS", "replies": True}, "*": "C0INBOX"}
 SECRET = "demo-secret"
+PUSH_TOKEN = "demo-push-token-" + "x" * 24  # the secret in the push URL (32+ characters)
 TEAM_REPLY = "Thanks! Sam will ring the bell at 11 :thumbsup:"
 
 # Outbound messages that the team sent earlier; customers' answers quote their ids.
@@ -65,22 +69,63 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def feed(provider: ProviderSim, origins: dict[str, str], stop: asyncio.Event) -> None:
-    """Send the script, then a trickle of further replies, as customers would."""
-    for sender, line, origin, text in SCRIPT:
-        provider.add(sender, text, recipient=line, origin=origins[origin] if origin else None)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=random.uniform(0.6, 1.5))
-        if stop.is_set():
-            return
+async def feed(
+    provider: ProviderSim, origins: dict[str, str], port: int, stop: asyncio.Event
+) -> None:
+    """Send the script, then a trickle of further replies, as customers would. The gateway
+    pushes each SMS to the bridge, except every third, whose push is lost upstream."""
     extra = ["Thanks!", "ok", "Can you call me back?", "Is parking available?", "👍👍"]
-    while not stop.is_set():
-        sender, line, origin, _ = random.choice(SCRIPT[:5])
-        provider.add(
-            sender, random.choice(extra), recipient=line, origin=origins[origin] if origin else None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as bridge:
+        for count in range(10_000):
+            if count < len(SCRIPT):
+                sender, line, origin, text = SCRIPT[count]
+            else:
+                sender, line, origin, _ = random.choice(SCRIPT[:5])
+                text = random.choice(extra)
+            sms = provider.add(
+                sender, text, recipient=line, origin=origins[origin] if origin else None
+            )
+            if count % 3 != 2:
+                push = {"MOMessageId": sms.document_id, "MTMessageId": sms.origin}
+                push |= {"timestamp": str(sms.timestamp), "from": sender, "to": line}
+                with contextlib.suppress(httpx.HTTPError):  # polling brings it anyway
+                    await bridge.get(
+                        f"/provider/push/{PUSH_TOKEN}",
+                        params={k: v for k, v in push.items() if v} | {"text": text},
+                    )
+            pause = random.uniform(0.6, 1.5) if count < len(SCRIPT) else random.uniform(2, 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            if stop.is_set():
+                return
+
+
+class PathLog(logging.Handler):
+    """The bridge's log lines that say how an SMS arrived (by push or by polling)."""
+
+    def __init__(self, keep: int = 8) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str, str]] = []
+        self._keep = keep
+
+    def emit(self, record: logging.LogRecord) -> None:
+        path = getattr(record, "path", None)
+        if path in ("push", "poll"):
+            stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+            self.lines = [*self.lines, (stamp, path, record.getMessage())][-self._keep :]
+
+    def view(self) -> Panel:
+        body = Text()
+        for stamp, path, message in self.lines:
+            body.append(f"{stamp} ", style="dim")
+            body.append(f"{path:<4} ", style="bold green" if path == "push" else "bold yellow")
+            body.append(message + "\n")
+        body.rstrip()
+        return Panel(
+            body or Text("(nothing yet)", style="dim"),
+            title="bridge log: how each SMS arrived",
+            title_align="left",
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=random.uniform(2, 5))
 
 
 async def converse(provider: ProviderSim, slack: SlackSim, port: int, stop: asyncio.Event) -> None:
@@ -137,8 +182,8 @@ def _message_lines(message: dict[str, Any], indent: str) -> Text:
     return out
 
 
-def slack_view(slack: SlackSim) -> Group:
-    panels = []
+def slack_view(slack: SlackSim, paths: PathLog) -> Group:
+    panels: list[Panel] = []
     for channel in slack.channels.values():
         body = Text()
         for parent in slack.top_level(channel.id):
@@ -154,7 +199,18 @@ def slack_view(slack: SlackSim) -> Group:
                 title_align="left",
             )
         )
-    return Group(*panels)
+    return Group(*panels, paths.view())
+
+
+def _show_paths(paths: PathLog) -> None:
+    """The bridge's INFO lines about arrival paths go to the panel; the terminal's own log
+    handlers keep showing warnings only."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    root.addHandler(paths)
+    for name in ("smsbridge.bridge", "smsbridge.pipeline.poller"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 async def run_demo(seconds: float | None, console: Console) -> int:
@@ -180,13 +236,17 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                 },
                 database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
                 poll_interval=1.0,
+                # a short reconciliation, so the demo shows polling find a lost push quickly
+                push={"token": PUSH_TOKEN, "reconcile_interval": 3},
                 routes=ROUTES,
                 alerts=[{"keyword": "urgent", "mention": "<!here>"}],
                 port=_free_port(),
             )
+            paths = PathLog()
+            _show_paths(paths)
             service = Service(settings, host="127.0.0.1")
             running = asyncio.create_task(service.run())
-            feeder = asyncio.create_task(feed(provider, origins, stop_feed))
+            feeder = asyncio.create_task(feed(provider, origins, settings.port, stop_feed))
             conversation = asyncio.create_task(converse(provider, slack, settings.port, stop_feed))
             console.print(
                 f"[bold]smsbridge demo[/]: provider stand-in at {provider_url}, Slack stand-in at "
@@ -195,12 +255,12 @@ async def run_demo(seconds: float | None, console: Console) -> int:
             loop = asyncio.get_running_loop()
             deadline = None if seconds is None else loop.time() + seconds
             with Live(
-                slack_view(slack), console=console, refresh_per_second=4, transient=False
+                slack_view(slack, paths), console=console, refresh_per_second=4, transient=False
             ) as live:
                 while not running.done() and (deadline is None or loop.time() < deadline):
-                    live.update(slack_view(slack))
+                    live.update(slack_view(slack, paths))
                     await asyncio.sleep(0.25)
-                live.update(slack_view(slack))
+                live.update(slack_view(slack, paths))
             console.print()
             stop_feed.set()
             service.stop.set()
@@ -209,6 +269,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await conversation
             code = await running
+            logging.getLogger().removeHandler(paths)
     if service.fatal is not None:
         console.print(f"[red]{service.fatal}[/]")
     return code

@@ -255,6 +255,12 @@ class Poller:
             report.new += len(fresh)
             if self._store.ledger.match_twins and fresh:  # pushes on: polling found these
                 self._metrics.polled_only.labels(self._account).inc(len(fresh))
+                for sms in fresh:
+                    log.info(
+                        "SMS %s found by polling; no push of it came",
+                        sms.document_id,
+                        extra={"path": "poll"},
+                    )
                 self._pushes_missed(len(fresh))
             report.invalid += len(fresh_invalid)
             routed = {sms.document_id: ch for sms, ch in zip(page.messages, channels, strict=True)}

@@ -15,6 +15,7 @@ Hostile answers, for the hardening tests: a canned raw body (HTML, broken JSON, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -84,6 +85,7 @@ class SlackSim:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
     _retry_until: dict[str, float] = field(default_factory=dict)  # channel -> end of Retry-After
     early_posts: int = 0  # posts that came before the Retry-After we sent had passed
+    sms_posts: list[tuple[float, str, str]] = field(default_factory=list)  # at, channel, id
     _posted: asyncio.Event = field(default_factory=asyncio.Event)
     _called: asyncio.Event = field(default_factory=asyncio.Event)
     _sockets: list[WebSocket] = field(default_factory=list)
@@ -345,6 +347,12 @@ class SlackSim:
             if str(args.get("reply_broadcast", "")).lower() in ("1", "true"):
                 message["subtype"] = "thread_broadcast"  # shown in the channel as well
         channel.messages.append(message)
+        if (
+            isinstance(metadata := message.get("metadata"), dict)
+            and metadata.get("event_type") == "sms_received"
+        ):
+            document_id = str(metadata.get("event_payload", {}).get("document_id"))
+            self.sms_posts.append((time.time(), channel.id, document_id))
         self._posted.set()
         if self.post_delay:
             await asyncio.sleep(self.post_delay)
@@ -455,10 +463,30 @@ class SlackSim:
             "is_member": channel.member,
         }
 
+    async def _control_posts(self, request: Request) -> Response:
+        """SMS posts from the `after`-th on, as [time, channel, document id]; waits up to
+        `wait` seconds (at most 10) for one more when there is none yet."""
+        after = int(request.query_params.get("after", "0"))
+        wait = min(10.0, float(request.query_params.get("wait", "0")))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while len(self.sms_posts) <= after:
+                    self._posted.clear()
+                    await self._posted.wait()
+        return JSONResponse(self.sms_posts[after : after + 10_000])
+
+    async def _control_channels(self, request: Request) -> Response:
+        """Add channels the bot is a member of: [{"id": "C0…", "name": "…"}]."""
+        for item in await request.json():
+            self.add_channel(str(item["id"]), str(item.get("name", item["id"])), member=True)
+        return JSONResponse(sorted(self.channels))
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/api/{method}", self._dispatch, methods=["GET", "POST"]),
+                Route("/_sim/posts", self._control_posts, methods=["GET"]),
+                Route("/_sim/channels", self._control_channels, methods=["POST"]),
                 WebSocketRoute("/socket-mode", self._socket),
             ]
         )

@@ -1,0 +1,281 @@
+"""Push and polling latency, burst pacing and a push storm, measured as a user feels them.
+
+    .venv/bin/python bench/push.py [--sms 200] [--polled 100] [--bursts 5] [--storm 500]
+
+Every part is its own process: the provider stand-in (`smsbridge sim provider`), the Slack
+stand-in (`smsbridge sim slack`, limited as Slack is: one post per second per channel, bursts of
+4) and the real `smsbridge run`, with its defaults but for the ports, routes and database. This
+script plays the gateway: it adds each SMS to the provider stand-in, pushes it to the bridge (or
+not, for polling), and reads from the Slack stand-in when it was posted, on the same clock.
+
+1. push -> posted: SMS one at a time, round-robin over 10 channels (so pacing never waits);
+2. polling only (`SMSBRIDGE_POLL_INTERVAL=1`, no push URL), SMS one at a time at random moments;
+   the reference for 1: the ratio of the two medians is the gain of pushes;
+3. bursts of 5 SMS pushed at once to one channel: the last post after the first push;
+4. a storm: `--storm` pushes within 5 s over 10 channels: how fast the push URL answers, then
+   every SMS posted exactly once.
+
+Checked, not just timed: each phase ends by comparing every SMS added with every SMS posted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN = "bench-push-token-" + "x" * 24
+USERNAME, PASSWORD = "demo@reseller", "demo password & more"
+LINES = [f"6141100{index:04d}" for index in range(10)]
+CHANNELS = [f"C0BENCH{index}" for index in range(10)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smsbridge",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def until_answers(url: str, process: asyncio.subprocess.Process, ok: int = 200) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            if process.returncode is not None:
+                raise SystemExit(f"{url}: the process exited with {process.returncode}")
+            try:
+                if (await client.get(url)).status_code == ok:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"{url} never answered")
+
+
+@dataclass
+class Rig:
+    """The stand-ins and one bridge, each a process, and clients to drive them."""
+
+    provider_url: str
+    slack_url: str
+    bridge_url: str
+    http: httpx.AsyncClient
+    added: list[str] = field(default_factory=list)
+    seen: int = 0  # SMS posts read from the Slack stand-in so far
+
+    async def add(self, line: str, text: str, sender: str = "61409560857") -> dict[str, Any]:
+        """An SMS reaches the gateway (the provider stand-in stamps it now)."""
+        answer = await self.http.post(
+            f"{self.provider_url}/_sim/messages",
+            json={"from": sender, "text": text, "recipient": line},
+        )
+        [record] = answer.json()
+        self.added.append(record["documentId"])
+        return dict(record)
+
+    async def push(self, record: dict[str, Any]) -> float:
+        """The gateway pushes `record` to the bridge; returns how long the answer took."""
+        query = {
+            "MOMessageId": record["documentId"],
+            "timestamp": str(record["timestamp"]),
+            "from": record["from"],
+            "to": record["recipient"],
+            "text": record["text"],
+        }
+        began = time.perf_counter()
+        answer = await self.http.get(f"{self.bridge_url}/provider/push/{TOKEN}", params=query)
+        took = time.perf_counter() - began
+        answer.raise_for_status()
+        return took
+
+    async def next_posts(self, count: int, timeout: float = 60) -> list[tuple[float, str, str]]:
+        """The next `count` SMS posts, as (time, channel, id), waiting for them."""
+        posts: list[tuple[float, str, str]] = []
+        async with asyncio.timeout(timeout):
+            while len(posts) < count:
+                answer = await self.http.get(
+                    f"{self.slack_url}/_sim/posts", params={"after": self.seen, "wait": 5}
+                )
+                batch = [tuple(post) for post in answer.json()]
+                self.seen += len(batch)
+                posts.extend(batch)  # type: ignore[arg-type]
+        return posts
+
+    async def exactly_once(self) -> None:
+        answer = await self.http.get(f"{self.slack_url}/_sim/posts", params={"after": 0})
+        posted = Counter(post[2] for post in answer.json())
+        if posted != Counter(self.added):
+            lost = set(self.added) - set(posted)
+            twice = [ident for ident, n in posted.items() if n > 1]
+            raise SystemExit(f"not exactly once: {len(lost)} lost, {len(twice)} posted twice")
+
+
+@asynccontextmanager
+async def rig(push: bool, poll_interval: float) -> AsyncIterator[Rig]:
+    ports = {name: free_port() for name in ("provider", "slack", "bridge")}
+    provider = await spawn("sim", "provider", "--port", str(ports["provider"]))
+    slack = await spawn(
+        "sim", "slack", "--port", str(ports["slack"]), "--post-interval", "1", "--post-burst", "4"
+    )
+    processes = [provider, slack]
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        async with httpx.AsyncClient(
+            timeout=30, limits=httpx.Limits(max_connections=200)
+        ) as http:
+            await until_answers(f"{urls['slack']}/_sim/posts", slack)
+            await until_answers(f"{urls['provider']}/docs", provider, ok=404)
+            await http.post(
+                f"{urls['slack']}/_sim/channels",
+                json=[{"id": channel, "name": channel.lower()} for channel in CHANNELS],
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
+                env |= {
+                    "SMSBRIDGE_PROVIDER__URL": urls["provider"],
+                    "SMSBRIDGE_PROVIDER__USERNAME": USERNAME,
+                    "SMSBRIDGE_PROVIDER__PASSWORD": PASSWORD,
+                    "SLACK_BOT_TOKEN": "xoxb-sim-token",
+                    "SLACK_SIGNING_SECRET": "bench",
+                    "SMSBRIDGE_SLACK__API_URL": f"{urls['slack']}/api/",
+                    "SMSBRIDGE_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+                    "SMSBRIDGE_POLL_INTERVAL": str(poll_interval),
+                    "SMSBRIDGE_ROUTES": json.dumps(dict(zip(LINES, CHANNELS, strict=True))),
+                    "PORT": str(ports["bridge"]),
+                }
+                if push:
+                    env["SMSBRIDGE_PUSH__TOKEN"] = TOKEN
+                bridge = await spawn("run", env=env)
+                processes.append(bridge)
+                await until_answers(f"{urls['bridge']}/readyz", bridge)
+                yield Rig(urls["provider"], urls["slack"], urls["bridge"], http)
+                bridge.terminate()
+                await bridge.wait()
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
+
+
+async def pushed_one_at_a_time(rig: Rig, count: int) -> list[float]:
+    latencies = []
+    for index in range(count):
+        record = await rig.add(LINES[index % len(LINES)], f"pushed {index}")
+        pushed_at = time.time()
+        await rig.push(record)
+        [(posted_at, _, _)] = await rig.next_posts(1)
+        latencies.append(posted_at - pushed_at)
+        await asyncio.sleep(0.05)
+    return latencies
+
+
+async def bursts(rig: Rig, count: int, size: int = 5) -> list[float]:
+    spans = []
+    for index in range(count):
+        await asyncio.sleep(size)  # the channel's bucket fills again (one post a second)
+        records = [await rig.add(LINES[0], f"burst {index}.{n}") for n in range(size)]
+        first_push = time.time()
+        for record in records:
+            await rig.push(record)
+        posts = await rig.next_posts(size)
+        spans.append(max(at for at, _, _ in posts) - first_push)
+    return spans
+
+
+async def storm(rig: Rig, count: int, seconds: float = 5.0) -> tuple[list[float], float]:
+    records = [
+        await rig.add(LINES[index % len(LINES)], f"storm {index}", sender=f"614{index:08d}")
+        for index in range(count)
+    ]
+    began = time.perf_counter()
+
+    async def push_at(delay: float, record: dict[str, Any]) -> float:
+        await asyncio.sleep(delay)
+        return await rig.push(record)
+
+    answers = await asyncio.gather(
+        *(push_at(seconds * index / count, record) for index, record in enumerate(records))
+    )
+    await rig.next_posts(count, timeout=count / len(CHANNELS) + 60)
+    return list(answers), time.perf_counter() - began
+
+
+async def polled_one_at_a_time(rig: Rig, count: int, rng: random.Random) -> list[float]:
+    latencies = []
+    for index in range(count):
+        await asyncio.sleep(rng.uniform(0, 1))  # SMS arrive at any moment of a poll interval
+        added_at = time.time()
+        await rig.add(LINES[index % len(LINES)], f"polled {index}")
+        [(posted_at, _, _)] = await rig.next_posts(1)
+        latencies.append(posted_at - added_at)
+    return latencies
+
+
+async def run(sms: int, polled: int, burst_count: int, storm_size: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    async with rig(push=True, poll_interval=5) as pushing:
+        result["push_to_post_s"] = summary(await pushed_one_at_a_time(pushing, sms))
+        result["burst_of_5_last_post_s"] = summary(await bursts(pushing, burst_count))
+        answers, drained = await storm(pushing, storm_size)
+        result["storm_push_answer_s"] = summary(answers)
+        result["storm_drained_s"] = drained
+        await pushing.exactly_once()
+    async with rig(push=False, poll_interval=1) as polling:
+        result["poll_to_post_s"] = summary(
+            await polled_one_at_a_time(polling, polled, random.Random(10))
+        )
+        await polling.exactly_once()
+    result["push_gain_p50"] = result["poll_to_post_s"]["p50"] / result["push_to_post_s"]["p50"]
+    result["counts"] = {"sms": sms, "polled": polled, "bursts": burst_count, "storm": storm_size}
+    result["exactly_once"] = True
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sms", type=int, default=200, help="pushed SMS, one at a time")
+    parser.add_argument("--polled", type=int, default=100, help="polled SMS, one at a time")
+    parser.add_argument("--bursts", type=int, default=5, help="bursts of 5 SMS to one channel")
+    parser.add_argument("--storm", type=int, default=500, help="pushes within 5 seconds")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.sms, args.polled, args.bursts, args.storm))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
