@@ -26,7 +26,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -113,17 +112,17 @@ class Rig:
         answer.raise_for_status()
         return took
 
-    async def next_posts(self, count: int, timeout: float = 60) -> list[tuple[float, str, str]]:
+    async def next_posts(self, count: int, within: float = 60) -> list[tuple[float, str, str]]:
         """The next `count` SMS posts, as (time, channel, id), waiting for them."""
         posts: list[tuple[float, str, str]] = []
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(posts) < count:
                 answer = await self.http.get(
                     f"{self.slack_url}/_sim/posts", params={"after": self.seen, "wait": 5}
                 )
-                batch = [tuple(post) for post in answer.json()]
+                batch = [(float(at), str(ch), str(ident)) for at, ch, ident in answer.json()]
                 self.seen += len(batch)
-                posts.extend(batch)  # type: ignore[arg-type]
+                posts.extend(batch)
         return posts
 
     async def exactly_once(self) -> None:
@@ -145,9 +144,7 @@ async def rig(push: bool, poll_interval: float) -> AsyncIterator[Rig]:
     processes = [provider, slack]
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
-        async with httpx.AsyncClient(
-            timeout=30, limits=httpx.Limits(max_connections=200)
-        ) as http:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
             await until_answers(f"{urls['slack']}/_sim/posts", slack)
             await until_answers(f"{urls['provider']}/docs", provider, ok=404)
             await http.post(
@@ -231,7 +228,7 @@ async def storm(rig: Rig, count: int, seconds: float = 5.0) -> tuple[list[float]
     answers = await asyncio.gather(
         *(push_at(seconds * index / count, record) for index, record in enumerate(records))
     )
-    await rig.next_posts(count, timeout=count / len(CHANNELS) + 60)
+    await rig.next_posts(count, within=count / len(CHANNELS) + 60)
     return list(answers), time.perf_counter() - began
 
 
