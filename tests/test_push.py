@@ -241,3 +241,19 @@ async def test_while_pushes_arrive_polls_only_reconcile_and_a_missed_push_speeds
     assert poller.interval == 5  # back to polling's own pace until pushes arrive again
     assert await polls_after(5) == 1
     assert served.slack.document_ids() != []
+
+
+async def test_a_template_with_the_operators_own_parameter_names_is_read(
+    served: Served, make_settings: MakeSettings
+) -> None:
+    settings = make_settings(
+        port=free_port(),
+        poll_interval=30,
+        push={"token": TOKEN, "parameters": {"msg": "id", "sender": "from", "body": "text"}},
+    )
+    async with running_service(settings) as (_, http):
+        query = {"msg": "tpl-1", "sender": CUSTOMER, "body": "sent through a template"}
+        answer = await http.get(f"/provider/push/{TOKEN}", params=query)
+        assert answer.status_code == 200, answer.text
+        await asyncio.wait_for(served.slack.wait_for_sms(1), 10)
+    assert served.slack.document_ids() == ["tpl-1"]
