@@ -20,6 +20,7 @@ from smsbridge.config import Account, Settings
 from smsbridge.errors import SlackAuthError
 from smsbridge.metrics import Metrics
 from smsbridge.pipeline.delivery import CatchUpProgress, Delivery
+from smsbridge.pipeline.intake import PushIntake
 from smsbridge.pipeline.lease import LeaseKeeper, replica_id
 from smsbridge.pipeline.poller import Poller
 from smsbridge.pipeline.sender import QUEUED_REACTION, Sender, not_sent
@@ -32,6 +33,7 @@ from smsbridge.slack.render import bridge_message
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
 from smsbridge.slash.replies import ReplyIntake
+from smsbridge.soon import Soon
 from smsbridge.stopping import StopSignal
 from smsbridge.store.store import Store
 from smsbridge.store.wakeups import OUTBOUND, PUSHED
@@ -49,6 +51,7 @@ class Lane:
     poller: Poller
     keeper: LeaseKeeper
     sender: Sender
+    after_push: Soon  # what follows a push, off the push's answer: wake the other replicas
 
     async def status(self, store: Store, pushes_rejected: int = 0) -> Status:
         name = self.account.name
@@ -86,8 +89,10 @@ class Bridge:
     commands: SmsCommand = field(init=False)
     replies: ReplyIntake = field(init=False)
     pushes_rejected: int = 0  # by this replica since it started, for /sms status
+    intake: PushIntake = field(init=False)
 
     def __post_init__(self) -> None:
+        self.intake = PushIntake(self.store.ledger)
         senders = {lane.account.name: lane.sender for lane in self.lanes}
 
         async def queued(account: str, channel: str, ts: str) -> None:
@@ -128,13 +133,14 @@ class Bridge:
         sms = read_mo_push(fields, time.time(), self.settings.push.parameters)
         lane = self._lane_for(sms.recipient)
         channel = lane.account.channel_for(sms.recipient)
-        new = await self.store.ledger.ingest_pushed(lane.account.name, sms, channel)
+        new = await self.intake.store(lane.account.name, sms, channel)
         self.metrics.pushes.labels(lane.account.name, "new" if new else "known").inc()
         if new:
             log.info("SMS %s pushed by the gateway", sms.document_id, extra={"path": "push"})
             lane.poller.push_arrived()
-            await lane.delivery.kick()  # this replica, if it holds the lease
-            await self.store.wakeups.notify(PUSHED, lane.account.name)  # else the one that does
+            if channel is not None:
+                lane.delivery.wake(channel)  # this replica, if it holds the lease
+            lane.after_push()  # the others, through the database
         return "ok"
 
     async def woken(self, kind: str, account: str) -> None:
@@ -274,6 +280,7 @@ class Bridge:
         for lane in self.lanes:
             await lane.poller.halt()
         for lane in self.lanes:
+            await lane.after_push.settled()
             await lane.delivery.drain()
             await lane.sender.idle()
 
@@ -349,7 +356,13 @@ def _lane(
         ),
     )
     keeper.when_gained(wake)
-    return Lane(account, provider, delivery, poller, keeper, sender)
+
+    async def after_push() -> None:
+        await store.wakeups.notify(PUSHED, account.name)  # the lease may be another's
+
+    return Lane(
+        account, provider, delivery, poller, keeper, sender, Soon(after_push, "after push")
+    )
 
 
 async def _check_slack_auth(client: AsyncWebClient) -> None:

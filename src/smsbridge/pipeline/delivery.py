@@ -97,12 +97,19 @@ class Delivery:
             await self._store.ledger.backlog_size(self._account)
         )
         for channel in await self._store.ledger.backlog_channels(self._account):
-            self._dirty.add(channel)
-            worker = self._workers.get(channel)
-            if worker is None or worker.done():
-                self._workers[channel] = asyncio.create_task(
-                    self._work(channel), name=f"deliver:{channel}"
-                )
+            self.wake(channel)
+
+    def wake(self, channel: str) -> None:
+        """`channel` has a new SMS waiting: make sure its worker runs. Cheaper than `kick`
+        (no query), for a caller that knows the channel (a push)."""
+        if self._stop.is_set() or not self._may_deliver():
+            return
+        self._dirty.add(channel)
+        worker = self._workers.get(channel)
+        if worker is None or worker.done():
+            self._workers[channel] = asyncio.create_task(
+                self._work(channel), name=f"deliver:{channel}"
+            )
 
     async def drain(self) -> None:
         """After the stop signal: let each worker finish the post in flight, then return."""

@@ -122,8 +122,20 @@ class Ledger:
 
     async def ingest_pushed(self, account: str, sms: InboundSms, channel: str | None) -> bool:
         """Record an SMS the gateway pushed (the cursor is polling's own); True if it was new."""
+        [new] = await self.ingest_pushed_many([(account, sms, channel)])
+        return new
+
+    async def ingest_pushed_many(
+        self, pushed: Sequence[tuple[str, InboundSms, str | None]]
+    ) -> list[bool]:
+        """Record SMS the gateway pushed, (account, SMS, channel) each, in one transaction;
+        for each, True if it was new."""
+        now = time.time()
         async with self._engine.begin() as conn:
-            return await self._insert(conn, account, sms, channel, time.time(), "push")
+            return [
+                await self._insert(conn, account, sms, channel, now, "push")
+                for account, sms, channel in pushed
+            ]
 
     async def _insert(
         self,

@@ -14,13 +14,16 @@ the advisory lock around upgrades (PostgreSQL) and the single-writer lock (SQLit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 import stat
+from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 from sqlalchemy import event, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -41,6 +44,23 @@ from smsbridge.store.wakeups import Wakeups
 from smsbridge.urls import hide_password
 
 _UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
+
+
+class OneWriterEngine(AsyncEngine):
+    """SQLite takes one writer at a time. Our writers queue here, in order, rather than in
+    SQLite's busy handler, which retries in sleeps of up to 100 ms: a burst of pushes beside
+    the delivery workers waited seconds there (bench/push.py's storm)."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, sync_engine: Engine) -> None:
+        super().__init__(sync_engine)
+        self._writer = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer, super().begin() as conn:
+            yield conn
 
 
 def async_url(url: str) -> str:
@@ -72,6 +92,8 @@ class Store:
             # hide_parameters: a failed statement's error would otherwise carry its values
             # (SMS texts, phone numbers) into logs and status answers.
             engine = create_async_engine(async_url(url), hide_parameters=True)
+            if engine.dialect.name == "sqlite":
+                engine = OneWriterEngine(engine.sync_engine)
         except ModuleNotFoundError as error:
             raise StoreError(
                 f"the database driver for {url.split(':', 1)[0]} is not installed ({error.name}); "
