@@ -360,9 +360,7 @@ def _lane(
     async def after_push() -> None:
         await store.wakeups.notify(PUSHED, account.name)  # the lease may be another's
 
-    return Lane(
-        account, provider, delivery, poller, keeper, sender, Soon(after_push, "after push")
-    )
+    return Lane(account, provider, delivery, poller, keeper, sender, Soon(after_push, "after push"))
 
 
 async def _check_slack_auth(client: AsyncWebClient) -> None:

@@ -114,9 +114,25 @@ class Ledger:
                 )
                 if result.rowcount:
                     fresh_invalid.append(bad)
-            for sms, channel in zip(messages, channels, strict=True):
-                if await self._insert(conn, account, sms, channel, now, "poll"):
-                    fresh.append(sms)
+            # Each poll re-reads SMS we have (its newest second, and with pushes on nearly
+            # all of them): one query finds those, so only new ones cost an insert.
+            known = set(
+                (
+                    await conn.execute(
+                        select(ledger.c.document_id).where(
+                            ledger.c.account == account,
+                            ledger.c.document_id.in_([sms.document_id for sms in messages]),
+                        )
+                    )
+                ).scalars()
+            )
+            unknown = [
+                (account, sms, channel)
+                for sms, channel in zip(messages, channels, strict=True)
+                if sms.document_id not in known
+            ]
+            news = await self._insert_many(conn, unknown, now, "poll")
+            fresh = [sms for (_, sms, _), new in zip(unknown, news, strict=True) if new]
             await self._cursors.advance(conn, account, next_since)
         return fresh, fresh_invalid
 
@@ -132,92 +148,119 @@ class Ledger:
         for each, True if it was new."""
         now = time.time()
         async with self._engine.begin() as conn:
-            return [
-                await self._insert(conn, account, sms, channel, now, "push")
-                for account, sms, channel in pushed
-            ]
+            return await self._insert_many(conn, pushed, now, "push")
 
-    async def _insert(
+    async def _insert_many(
         self,
         conn: AsyncConnection,
-        account: str,
-        sms: InboundSms,
-        channel: str | None,
+        items: Sequence[tuple[str, InboundSms, str | None]],
         now: float,
         via: str,
-    ) -> bool:
-        """Insert unless present (deduplicated by documentId, and with pushes on by content
-        against what came the other way); True if it was new.
+    ) -> list[bool]:
+        """Insert each (account, SMS, channel) unless present: deduplicated by documentId, and
+        with pushes on by content against what came the other way. For each, True if new.
 
-        The twin check comes after our own insert, each SMS's check serialized: on PostgreSQL
-        by an advisory lock on the SMS's content, on SQLite by the write lock our insert takes.
-        A push and a poll of the same SMS landing at once therefore cannot both miss the other.
+        One statement inserts them all (in order, so arrival order holds) and says which were
+        new; with pushes on, one more finds their twins. The twin check comes after our own
+        insert, each SMS's check serialized: on PostgreSQL by advisory locks on the SMSs'
+        content, on SQLite by the write lock our insert takes. A push and a poll of the same
+        SMS landing at once therefore cannot both miss the other.
         """
+        if not items:
+            return []
         if self.match_twins and self._engine.dialect.name == "postgresql":
-            key = int.from_bytes(
-                hashlib.sha256(f"{account}|{sms.sender}|{sms.timestamp}".encode()).digest()[:8],
-                "big",
-                signed=True,
-            )
-            await conn.execute(select(func.pg_advisory_xact_lock(key)))
+            for key in sorted({_content_key(account, sms) for account, sms, _ in items}):
+                await conn.execute(select(func.pg_advisory_xact_lock(key)))
         result = await conn.execute(
             self._insert_unless_present(ledger)
             .values(
-                account=account,
-                document_id=sms.document_id,
-                state=PENDING if channel else UNROUTED,
-                channel=channel,
-                sender=sms.sender,
-                recipient=sms.recipient,
-                origin_document_id=sms.origin_document_id,
-                sms_timestamp=sms.timestamp,
-                text=sms.text,
-                received_at=now,
-                via=via,
+                [
+                    {
+                        "account": account,
+                        "document_id": sms.document_id,
+                        "state": PENDING if channel else UNROUTED,
+                        "channel": channel,
+                        "sender": sms.sender,
+                        "recipient": sms.recipient,
+                        "origin_document_id": sms.origin_document_id,
+                        "sms_timestamp": sms.timestamp,
+                        "text": sms.text,
+                        "received_at": now,
+                        "via": via,
+                    }
+                    for account, sms, channel in items
+                ]
             )
             .on_conflict_do_nothing(index_elements=["account", "document_id"])
+            .returning(ledger.c.account, ledger.c.document_id)
         )
-        if not result.rowcount:
-            return False
-        if self.match_twins and (twin := await self._twin(conn, account, sms, via)):
-            # Kept as a twin, never posted: a later re-read of this id is then simply known.
-            await conn.execute(
-                update(ledger)
-                .where(ledger.c.account == account, ledger.c.document_id == sms.document_id)
-                .values(state=TWIN, channel=None, reason=f"the same SMS as {twin}", done_at=now)
-            )
-            log.warning(
-                "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
-                "sender, line, time and text, posted once. The pushed and polled ids differ.",
-                sms.document_id,
-                via,
-                twin,
-                extra={"cause": "id_mismatch"},
-            )
-            return False
-        return True
+        inserted = {(row.account, row.document_id) for row in result}
+        news: list[bool] = []
+        for account, sms, _ in items:  # an SMS named twice is new the first time only
+            news.append((account, sms.document_id) in inserted)
+            inserted.discard((account, sms.document_id))
+        if self.match_twins:
+            fresh = [
+                (account, sms) for (account, sms, _), new in zip(items, news, strict=True) if new
+            ]
+            twins = await self._twins(conn, fresh, via)
+            for index, (account, sms, _) in enumerate(items):
+                twin = twins.get((account, sms.document_id))
+                if twin is None:
+                    continue
+                news[index] = False
+                # Kept as a twin, never posted: a later re-read of this id is then simply known.
+                await conn.execute(
+                    update(ledger)
+                    .where(ledger.c.account == account, ledger.c.document_id == sms.document_id)
+                    .values(state=TWIN, channel=None, reason=f"the same SMS as {twin}", done_at=now)
+                )
+                log.warning(
+                    "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
+                    "sender, line, time and text, posted once. The pushed and polled ids differ.",
+                    sms.document_id,
+                    via,
+                    twin,
+                    extra={"cause": "id_mismatch"},
+                )
+        return news
 
-    async def _twin(
-        self, conn: AsyncConnection, account: str, sms: InboundSms, via: str
-    ) -> str | None:
-        """The id of the same SMS come the other way (push or poll) under another id."""
-        row = await conn.execute(
-            select(ledger.c.document_id)
-            .where(
-                ledger.c.account == account,
+    async def _twins(
+        self, conn: AsyncConnection, fresh: Sequence[tuple[str, InboundSms]], via: str
+    ) -> dict[tuple[str, str], str]:
+        """For SMS just inserted: the id of the same SMS come the other way (push or poll)
+        under another id, where there is one. One query: candidates by sender and second
+        (indexed), compared on line and text here."""
+        if not fresh:
+            return {}
+        rows = await conn.execute(
+            select(
+                ledger.c.account,
+                ledger.c.document_id,
+                ledger.c.sender,
+                ledger.c.recipient,
+                ledger.c.sms_timestamp,
+                ledger.c.text,
+            ).where(
+                ledger.c.account.in_({account for account, _ in fresh}),
+                ledger.c.sender.in_({sms.sender for _, sms in fresh}),
+                ledger.c.sms_timestamp.in_({sms.timestamp for _, sms in fresh}),
                 ledger.c.via != via,
                 ledger.c.state != TWIN,
-                ledger.c.document_id != sms.document_id,
-                ledger.c.sender == sms.sender,
-                ledger.c.recipient.is_(None)
-                if sms.recipient is None
-                else ledger.c.recipient == sms.recipient,
-                ledger.c.sms_timestamp == sms.timestamp,
-                ledger.c.text == sms.text,
             )
-            .limit(1)
         )
-        return row.scalar_one_or_none()
+        others: dict[tuple[str, str, str | None, int, str], str] = {}
+        for row in rows:
+            others.setdefault(
+                (row.account, row.sender, row.recipient, row.sms_timestamp, row.text),
+                row.document_id,
+            )
+        twins: dict[tuple[str, str], str] = {}
+        for account, sms in fresh:
+            twin = others.get((account, sms.sender, sms.recipient, sms.timestamp, sms.text))
+            if twin is not None and twin != sms.document_id:
+                twins[(account, sms.document_id)] = twin
+        return twins
 
     async def backlog_channels(self, account: str) -> list[str]:
         """Channels with SMS waiting to be posted (or whose post is in doubt)."""
@@ -467,3 +510,9 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         claimed_at=mapping["claimed_at"],
         claimed_by=mapping["claimed_by"],
     )
+
+
+def _content_key(account: str, sms: InboundSms) -> int:
+    """The advisory lock that serializes the twin checks of one SMS's two copies."""
+    digest = hashlib.sha256(f"{account}|{sms.sender}|{sms.timestamp}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

@@ -181,9 +181,7 @@ async def _v3(conn: AsyncConnection) -> None:
 async def _v4(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: catch_ups.create(sync))
     # with pushes on, every new SMS looks for its twin come the other way under another id
-    await conn.execute(
-        text("CREATE INDEX ledger_twin ON ledger (account, sender, sms_timestamp)")
-    )
+    await conn.execute(text("CREATE INDEX ledger_twin ON ledger (account, sender, sms_timestamp)"))
 
 
 UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3, _v4]
