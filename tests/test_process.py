@@ -52,6 +52,8 @@ async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
     process.send_signal(signal.SIGTERM)  # while Slack has not answered yet
     code, _, err = await finish(process)
     assert code == 0, err
+    assert "will be unused" not in err  # Bolt and the poster share one client, quietly
+    assert "Unclosed" not in err  # the pooled Slack session is closed at the end
     store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
     try:
         assert (await store.ledger.counts(USERNAME))["posted"] == 1

@@ -18,6 +18,7 @@ from smsbridge.slack.poster import (
     MAX_RETRY_AFTER,
     LookupIncomplete,
     SlackPoster,
+    close_client,
     make_client,
     retry_after,
 )
@@ -158,6 +159,7 @@ async def test_an_endless_next_cursor_is_followed_a_bounded_number_of_paced_page
     poster = SlackPoster(client, sleep=sleep, post_interval=1.0)
     with pytest.raises(LookupIncomplete):
         await poster.find_posted(OPS, "missing", None, 0.0)
+    await close_client(client)
     assert calls(served, "conversations.history") <= MAX_LOOKUP_PAGES
     assert pauses == [1.0] * (calls(served, "conversations.history") - 1)
 

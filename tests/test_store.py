@@ -62,6 +62,36 @@ async def test_ingest_dedupes_by_document_id(store: Store) -> None:
     ]
 
 
+async def test_a_page_naming_one_sms_twice_stores_it_once_in_page_order(store: Store) -> None:
+    page = [sms(f"p{index}") for index in range(60)] + [sms("p3")]
+    fresh, _ = await store.ledger.ingest(ACCOUNT, page, ["C1"] * len(page), 99)
+    assert [m.document_id for m in fresh] == [f"p{index}" for index in range(60)]
+    waiting = await store.ledger.backlog(ACCOUNT, "C1", limit=100)
+    assert [row.sms.document_id for row in waiting] == [f"p{index}" for index in range(60)]
+
+
+async def test_a_batch_of_pushes_names_the_new_ones_and_matches_twins_once(
+    store: Store,
+) -> None:
+    store.ledger.match_twins = True
+    polled = sms("poll-1", timestamp=200)
+    await store.ledger.ingest(ACCOUNT, [polled], ["C1"], 99)
+    pushed_twin = InboundSms(
+        sender=polled.sender,
+        recipient=polled.recipient,
+        document_id="push-1",
+        timestamp=polled.timestamp,
+        text=polled.text,
+    )
+    news = await store.ledger.ingest_pushed_many(
+        [(ACCOUNT, sms("push-2", timestamp=201), "C1"), (ACCOUNT, pushed_twin, "C1"),
+         (ACCOUNT, sms("push-2", timestamp=201), "C1")]
+    )  # fmt: skip
+    assert news == [True, False, False]
+    counts = await store.ledger.counts(ACCOUNT)
+    assert (counts["pending"], counts["twin"]) == (2, 1)
+
+
 async def test_accounts_are_kept_apart(store: Store) -> None:
     await store.ledger.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
     fresh, _ = await store.ledger.ingest("other@reseller", [sms("a")], ["C1"], 5)

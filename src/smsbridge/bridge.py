@@ -28,7 +28,7 @@ from smsbridge.provider.client import ProviderClient
 from smsbridge.provider.push import read_mo_push
 from smsbridge.provider.statuses import is_final
 from smsbridge.slack.errors import classify
-from smsbridge.slack.poster import SlackPoster, make_client
+from smsbridge.slack.poster import SlackPoster, close_client, make_client
 from smsbridge.slack.render import bridge_message
 from smsbridge.slash.answers import Status, start_of_utc_day
 from smsbridge.slash.command import SmsCommand
@@ -287,6 +287,7 @@ class Bridge:
     async def aclose(self) -> None:
         for lane in self.lanes:
             await lane.provider.aclose()
+        await close_client(self.slack)
         await self.store.close()
 
 

@@ -12,7 +12,7 @@ from smsbridge.config import Account, Settings
 from smsbridge.errors import ProviderError, SmsBridgeError
 from smsbridge.provider.client import ProviderClient
 from smsbridge.slack.errors import classify, error_code
-from smsbridge.slack.poster import make_client
+from smsbridge.slack.poster import close_client, make_client
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
 from smsbridge.urls import hide_password
@@ -36,6 +36,16 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
     slack = make_client(
         settings.slack.bot_token.get_secret_value(), settings.slack.api_url, settings.slack.timeout
     )
+    try:
+        return await _check_slack(settings, slack, results)
+    finally:
+        await close_client(slack)
+
+
+async def _check_slack(
+    settings: Settings, slack: AsyncWebClient, results: list[CheckResult]
+) -> list[CheckResult]:
+    accounts = settings.provider_accounts
     try:
         auth = await slack.auth_test()
     except SlackApiError as error:

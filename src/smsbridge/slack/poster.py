@@ -34,9 +34,25 @@ MAX_LOOKUP_PAGES = 10  # pages of 200 looked at to find an earlier post (2,000 m
 Sleep = Callable[[float], Awaitable[None]]
 
 
+MAX_CONNECTIONS = 64  # to Slack, shared by every channel's worker and the /sms answers
+
+
 def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
-    """The SDK client, with its own retry handlers off: we retry per channel, in one place."""
-    return AsyncWebClient(token=token, base_url=api_url, retry_handlers=[], timeout=timeout)
+    """The SDK client, over one pooled keep-alive HTTP session (made in the running loop;
+    `close_client` closes it). Without a session the SDK opens a new one, so a new TCP
+    connection and against slack.com a new TLS handshake, for every call. Its own retry
+    handlers are off: we retry per channel, in one place."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30),
+    )
+    return AsyncWebClient(
+        token=token, base_url=api_url, retry_handlers=[], timeout=timeout, session=session
+    )
+
+
+async def close_client(client: AsyncWebClient) -> None:
+    if client.session is not None:
+        await client.session.close()
 
 
 class LookupIncomplete(SlackTransientError):

@@ -40,12 +40,23 @@ class _TooLarge(Exception):
     pass
 
 
+class _SameTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN "will be unused" because we give it our client: but
+    that client was made from that very token, so Bolt and the poster share one pooled
+    session. The warning would only confuse an operator at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def build_bolt_app(
     client: AsyncWebClient, signing_secret: str, sms: SmsCommand, replies: ReplyIntake
 ) -> AsyncApp:
     # process_before_response: Slack's event is answered only after its listener returns, so a
     # thread reply is in the outbox before Slack hears "got it" (a database failure answers
     # 500, and Slack delivers the event again). `/sms` acknowledges at once and answers later.
+    if not any(isinstance(f, _SameTokenNotice) for f in log.filters):
+        log.addFilter(_SameTokenNotice())  # Bolt logs through the logger we give it
     app = AsyncApp(
         client=client, signing_secret=signing_secret, logger=log, process_before_response=True
     )
