@@ -82,12 +82,15 @@ class Service:
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 stack.callback(loop.remove_signal_handler, sig)
         slack_settings = self.settings.slack
+        answering: set[asyncio.Task[None]] = set()  # /sms answers still running
         bolt = build_bolt_app(
             bridge.slack,
             slack_settings.signing_secret.get_secret_value(),
             bridge.commands,
             bridge.replies,
+            answering,
         )
+        stack.push_async_callback(_settle, answering)
         if slack_settings.app_token is not None:
             # Behind a firewall: Slack's requests come over a WebSocket we open, not to $PORT.
             socket_mode = await connect_socket_mode(
@@ -174,6 +177,15 @@ class Service:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s", sig.name)
         self.stop.set()
+
+
+async def _settle(tasks: set[asyncio.Task[None]], grace: float = 10.0) -> None:
+    """Let answers in flight finish (briefly), then cancel what is left."""
+    if tasks:
+        _, late = await asyncio.wait(set(tasks), timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -37,6 +37,15 @@ Sleep = Callable[[float], Awaitable[None]]
 MAX_CONNECTIONS = 64  # to Slack, shared by every channel's worker and the /sms answers
 
 
+class SharedClient(AsyncWebClient):
+    """The one Slack client of a process. Bolt deep-copies each request for a lazy listener
+    (`/sms` answers), the client included; a copy of its pooled session cannot be made (it
+    holds the loop's futures) and must not be: every copy shares this client."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SharedClient:
+        return self
+
+
 def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
     """The SDK client, over one pooled keep-alive HTTP session (made in the running loop;
     `close_client` closes it). Without a session the SDK opens a new one, so a new TCP
@@ -45,7 +54,7 @@ def make_client(token: str, api_url: str, timeout: int) -> AsyncWebClient:
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30),
     )
-    return AsyncWebClient(
+    return SharedClient(
         token=token, base_url=api_url, retry_handlers=[], timeout=timeout, session=session
     )
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
@@ -50,8 +51,14 @@ class _SameTokenNotice(logging.Filter):
 
 
 def build_bolt_app(
-    client: AsyncWebClient, signing_secret: str, sms: SmsCommand, replies: ReplyIntake
+    client: AsyncWebClient,
+    signing_secret: str,
+    sms: SmsCommand,
+    replies: ReplyIntake,
+    answering: set[asyncio.Task[None]],
 ) -> AsyncApp:
+    """`answering` holds the `/sms` answers still running, for the caller to await at the
+    end."""
     # process_before_response: Slack's event is answered only after its listener returns, so a
     # thread reply is in the outbox before Slack hears "got it" (a database failure answers
     # 500, and Slack delivers the event again). `/sms` acknowledges at once and answers later.
@@ -61,20 +68,31 @@ def build_bolt_app(
         client=client, signing_secret=signing_secret, logger=log, process_before_response=True
     )
 
-    async def acknowledge(ack: Any) -> None:
-        await ack()
-
-    # Bolt passes listener arguments by name: `command` is the slash command's payload.
     async def answer(command: dict[str, Any], respond: Any) -> None:
-        reply = await sms.answer(command)
-        await respond(
-            text=reply.text,
-            blocks=reply.blocks,
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        try:
+            reply = await sms.answer(command)
+            await respond(
+                text=reply.text,
+                blocks=reply.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:  # Slack unreachable
+            log.warning("could not deliver the /sms answer to Slack (%s)", type(error).__name__)
+        except Exception:  # a bug: the person sees no answer, the log says why
+            log.exception("could not answer /sms")
 
-    app.command(COMMAND)(ack=acknowledge, lazy=[answer])
+    # Bolt passes listener arguments by name: `command` is the slash command's payload. The
+    # answer runs on after the acknowledgement, as a task of ours rather than Bolt's lazy
+    # listener: that one deep-copies the request, the shared HTTP session of the Slack client
+    # included, which cannot be copied (and should not be: one pool for the whole process).
+    async def acknowledge_then_answer(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        await ack()
+        task = asyncio.create_task(answer(command, respond), name="answer /sms")
+        answering.add(task)
+        task.add_done_callback(answering.discard)
+
+    app.command(COMMAND)(acknowledge_then_answer)
 
     @app.event("message")
     async def message(event: dict[str, Any]) -> None:
