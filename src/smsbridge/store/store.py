@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smsbridge.errors import StoreError
@@ -46,6 +46,12 @@ from smsbridge.urls import hide_password
 _UPGRADE_LOCK = 0x736D_7362  # "smsb": the advisory lock key for schema upgrades
 
 
+# Seconds a writer waits for the one ahead of it. Each holds the lock for milliseconds; a longer
+# wait means the one ahead is stuck in SQLite's busy wait for another process's lock, and adding
+# our wait to its own would answer Slack or the gateway too late to be useful.
+WRITER_WAIT = 3.0
+
+
 class OneWriterEngine(AsyncEngine):
     """SQLite takes one writer at a time. Our writers queue here, in order, rather than in
     SQLite's busy handler, which retries in sleeps of up to 100 ms: a burst of pushes beside
@@ -59,8 +65,16 @@ class OneWriterEngine(AsyncEngine):
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self._writer, super().begin() as conn:
-            yield conn
+        try:
+            async with asyncio.timeout(WRITER_WAIT):
+                await self._writer.acquire()
+        except TimeoutError as error:  # the writer ahead is stuck (another process's lock)
+            raise OperationalError("BEGIN", None, error) from None
+        try:
+            async with super().begin() as conn:
+                yield conn
+        finally:
+            self._writer.release()
 
 
 def async_url(url: str) -> str:
