@@ -322,7 +322,7 @@ async def test_a_push_and_a_poll_of_one_sms_at_once_keep_one_under_two_ids(store
         pushed = InboundSms(sender="614", document_id=f"push{round_}", timestamp=stamp, text="hi")
         await asyncio.gather(
             store.ledger.ingest(ACCOUNT, [polled], ["C1"], stamp - 1),
-            store.ledger.ingest_pushed(ACCOUNT, pushed, "C1"),
+            store.ledger.ingest_pushed_many([(ACCOUNT, pushed, "C1")]),
         )
     counts = await store.ledger.counts(ACCOUNT)
     assert (counts["pending"], counts["twin"]) == (5, 5)

@@ -140,7 +140,8 @@ class Bridge:
             lane.poller.push_arrived()
             if channel is not None:
                 lane.delivery.wake(channel)  # this replica, if it holds the lease
-            lane.after_push()  # the others, through the database
+            if self.store.wakeups.enabled:  # on SQLite there are no others
+                lane.after_push()  # the others, through the database
         return "ok"
 
     async def woken(self, kind: str, account: str) -> None:

@@ -3,7 +3,8 @@
 Each push waits for the commit that holds its SMS, so it is durable before the gateway hears
 200. While one transaction is being written, the pushes that arrive meanwhile queue, and the
 next transaction takes them all (group commit): a burst of a hundred pushes costs a handful of
-transactions, not a hundred, and one slow commit never makes a queue of commits.
+transactions, not a hundred, and one slow commit never makes a queue of commits. The queue
+holds one entry per push request still waiting, so the public port's connection limit bounds it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -136,16 +136,11 @@ class Ledger:
             await self._cursors.advance(conn, account, next_since)
         return fresh, fresh_invalid
 
-    async def ingest_pushed(self, account: str, sms: InboundSms, channel: str | None) -> bool:
-        """Record an SMS the gateway pushed (the cursor is polling's own); True if it was new."""
-        [new] = await self.ingest_pushed_many([(account, sms, channel)])
-        return new
-
     async def ingest_pushed_many(
         self, pushed: Sequence[tuple[str, InboundSms, str | None]]
     ) -> list[bool]:
-        """Record SMS the gateway pushed, (account, SMS, channel) each, in one transaction;
-        for each, True if it was new."""
+        """Record SMS the gateway pushed, (account, SMS, channel) each, in one transaction (the
+        cursor is polling's own); for each, True if it was new."""
         now = time.time()
         async with self._engine.begin() as conn:
             return await self._insert_many(conn, pushed, now, "push")
@@ -265,20 +260,13 @@ class Ledger:
     async def backlog_channels(self, account: str) -> list[str]:
         """Channels with SMS waiting to be posted (or whose post is in doubt)."""
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(ledger.c.channel)
-                .where(ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING)))
-                .distinct()
-            )
+            rows = await conn.execute(select(ledger.c.channel).where(*_waiting(account)).distinct())
             return sorted(row[0] for row in rows)
 
     async def backlog_size(self, account: str, channel: str | None = None) -> int:
         """How many SMS wait to be posted (or have a post in doubt), in all or one channel."""
-        where = [ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))]
-        if channel is not None:
-            where.append(ledger.c.channel == channel)
         async with self._engine.connect() as conn:
-            count = await conn.execute(select(func.count()).where(*where))
+            count = await conn.execute(select(func.count()).where(*_waiting(account, channel)))
             return int(count.scalar_one())
 
     async def backlog_extent(self, account: str, channel: str) -> tuple[int, int, int, int]:
@@ -292,11 +280,7 @@ class Ledger:
                         func.min(ledger.c.seq),
                         func.max(ledger.c.seq),
                         func.min(ledger.c.sms_timestamp),
-                    ).where(
-                        ledger.c.account == account,
-                        ledger.c.channel == channel,
-                        ledger.c.state.in_((PENDING, POSTING)),
-                    )
+                    ).where(*_waiting(account, channel))
                 )
             ).one()
             return int(row[0]), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
@@ -306,11 +290,7 @@ class Ledger:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(ledger)
-                .where(
-                    ledger.c.account == account,
-                    ledger.c.channel == channel,
-                    ledger.c.state.in_((PENDING, POSTING)),
-                )
+                .where(*_waiting(account, channel))
                 .order_by(ledger.c.seq)
                 .limit(limit)
             )
@@ -510,6 +490,14 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         claimed_at=mapping["claimed_at"],
         claimed_by=mapping["claimed_by"],
     )
+
+
+def _waiting(account: str, channel: str | None = None) -> list[ColumnElement[bool]]:
+    """The rows waiting to be posted (or whose post is in doubt), in all or one channel."""
+    where = [ledger.c.account == account, ledger.c.state.in_((PENDING, POSTING))]
+    if channel is not None:
+        where.append(ledger.c.channel == channel)
+    return where
 
 
 def _content_key(account: str, sms: InboundSms) -> int:
