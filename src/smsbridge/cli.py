@@ -208,6 +208,9 @@ def sim_provider(
     exclusive: Annotated[
         bool, typer.Option(help="Read `since` as exclusive (>) instead of inclusive (>=).")
     ] = False,
+    capacity: Annotated[
+        int, typer.Option(min=1, help="Messages the inbox keeps (the oldest go first).")
+    ] = 10_000,
 ) -> None:
     """Serve the SMS provider stand-in (user demo@reseller, password 'demo password & more').
 
@@ -217,7 +220,7 @@ def sim_provider(
 
     from smsbridge.sim.provider import ProviderSim
 
-    provider = ProviderSim(inclusive=not exclusive)
+    provider = ProviderSim(inclusive=not exclusive, capacity=capacity)
     reading = "exclusive" if exclusive else "inclusive"
     print(f"SMS provider stand-in on http://127.0.0.1:{port} (since is {reading})")
     uvicorn.run(provider.app(), host="127.0.0.1", port=port, log_level="warning")

@@ -142,10 +142,18 @@ class Delivery:
                     if channel in self._dirty:
                         continue
                     return
-                for row in rows:
+                claimed_at: float | None = None  # the row's claim, made by the last confirm
+                for index, row in enumerate(rows):
                     if self._stop.is_set() or not self._may_deliver():
+                        if claimed_at is not None:  # claimed, never posted: no doubt to leave
+                            await self._store.ledger.release(self._account, row, self._holder)
                         return
-                    await self._deliver_with_retry(row)
+                    following = rows[index + 1] if index + 1 < len(rows) else None
+                    claimed_at = await self._deliver_with_retry(
+                        row,
+                        claimed_at,
+                        following if following and following.state != POSTING else None,
+                    )
                     done += 1
                     if catch_up and self._progress:
                         self._progress.advance(channel, min(done, total))
@@ -191,7 +199,12 @@ class Delivery:
             return False
         return True
 
-    async def _deliver_with_retry(self, row: LedgerRow) -> None:
+    async def _deliver_with_retry(
+        self, row: LedgerRow, claimed_at: float | None, following: LedgerRow | None
+    ) -> float | None:
+        """Post `row` (claimed at `claimed_at` already, or claimed here), retrying what may
+        succeed later. The confirm of its post claims `following` too: returns that claim's
+        time, or None when `following` was not claimed."""
         alert = alert_for(self._alerts, row.sms.sender, row.sms.text)
         try:
             message = render(
@@ -200,21 +213,21 @@ class Delivery:
         except Exception as error:  # one SMS we cannot render must not stall its channel
             log.exception("cannot render SMS %s", row.sms.document_id)
             await self._fail(row, f"cannot render it ({type(error).__name__})")
-            return
+            return None
         # an alert inside a thread also shows in the channel, where on-call people look
         broadcast = bool(alert and alert.reply_broadcast)
         if row.state != POSTING:
-            claimed_at = await self._store.ledger.claim(
-                self._account, row.sms.document_id, self._holder
-            )
             if claimed_at is None:
-                return  # someone else has it
+                claimed_at = await self._store.ledger.claim(
+                    self._account, row.sms.document_id, self._holder
+                )
+            if claimed_at is None:
+                return None  # someone else has it
             row = replace(row, claimed_at=claimed_at, claimed_by=self._holder)
         backoff = Backoff(base=1.0, cap=self._retry_cap)
         while True:
             try:
-                await self._deliver(row, message, broadcast)
-                return
+                return await self._deliver(row, message, broadcast, following)
             except SlackTransientError as error:
                 self.last_error = str(error)
                 delay = backoff.next_delay()
@@ -233,7 +246,7 @@ class Delivery:
             except SlackRejectedError as error:
                 self.last_error = f"{row.channel}: {error.reason}"
                 await self._fail(row, error.reason)
-                return
+                return None
 
     async def _fail(self, row: LedgerRow, reason: str) -> None:
         await self._store.ledger.mark_failed(self._account, row.sms.document_id, reason)
@@ -245,8 +258,11 @@ class Delivery:
             reason,
         )
 
-    async def _deliver(self, row: LedgerRow, message: SlackMessage, broadcast: bool) -> None:
-        """One attempt: find the thread, check Slack first if the row is in doubt, post."""
+    async def _deliver(
+        self, row: LedgerRow, message: SlackMessage, broadcast: bool, following: LedgerRow | None
+    ) -> float | None:
+        """One attempt: find the thread, check Slack first if the row is in doubt, post.
+        Returns the claim time of `following`, claimed with the confirm, or None."""
         sms = row.sms
         key = ThreadKey(row.channel, sms.sender, sms.origin_document_id or "")
         thread = await self._store.threads.get(self._account, key)
@@ -275,12 +291,22 @@ class Delivery:
                 found = None
             if found is not None:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
-                await self._store.ledger.confirm(self._account, row, found, key, thread_ts or found)
-                return
+                return await self._confirm(row, found, key, thread_ts or found, following)
         ts = await self._poster.post(
             row.channel, message, thread_ts, reply_broadcast=broadcast and thread_ts is not None
         )
-        await self._store.ledger.confirm(self._account, row, ts, key, thread_ts or ts)
+        claimed_next = await self._confirm(row, ts, key, thread_ts or ts, following)
         self.last_error = None
         self._metrics.bridged.labels(self._account).inc()
         self._metrics.lag.labels(self._account).observe(max(0.0, time.time() - sms.timestamp))
+        return claimed_next
+
+    async def _confirm(
+        self, row: LedgerRow, ts: str, key: ThreadKey, thread_ts: str, following: LedgerRow | None
+    ) -> float | None:
+        # The next SMS is claimed in the same commit, unless we are about to stop posting.
+        if self._stop.is_set() or not self._may_deliver():
+            following = None
+        return await self._store.ledger.confirm(
+            self._account, row, ts, key, thread_ts, claim=following, holder=self._holder
+        )

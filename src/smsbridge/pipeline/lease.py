@@ -65,6 +65,8 @@ class LeaseKeeper:
         if held and not self.held:
             log.info("this replica now polls %s", self._account)
             self.held = True
+            # Threads this process remembered may have moved on while another replica posted.
+            self._store.threads.forget_cached(self._account)
             for callback in self._on_gain:
                 await callback()
         elif not held and self.held:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -304,28 +304,65 @@ class Ledger:
         """
         now = time.time()
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(ledger)
-                .where(
-                    ledger.c.account == account,
-                    ledger.c.document_id == document_id,
-                    ledger.c.state == PENDING,
-                )
-                .values(state=POSTING, claimed_at=now, claimed_by=holder)
-            )
-            return now if result.rowcount == 1 else None
+            claimed = await self._claim(conn, account, document_id, holder, now)
+            return now if claimed else None
+
+    async def _claim(
+        self, conn: AsyncConnection, account: str, document_id: str, holder: str, now: float
+    ) -> bool:
+        result = await conn.execute(
+            _CLAIM,
+            {"b_account": account, "b_document_id": document_id, "b_holder": holder, "b_now": now},
+        )
+        return bool(result.rowcount == 1)
 
     async def confirm(
-        self, account: str, row: LedgerRow, slack_ts: str, key: ThreadKey, thread_ts: str
-    ) -> None:
-        """posting -> posted, and remember the thread, in one transaction."""
+        self,
+        account: str,
+        row: LedgerRow,
+        slack_ts: str,
+        key: ThreadKey,
+        thread_ts: str,
+        *,
+        claim: LedgerRow | None = None,
+        holder: str = "",
+    ) -> float | None:
+        """posting -> posted, and remember the thread, in one transaction; and in the same
+        transaction claim `claim`, the channel's next SMS, as `claim()` would (one commit per
+        post instead of two). Returns the claim time, or None if nothing was claimed."""
+        now = time.time()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                _CONFIRM,
+                {
+                    "b_account": account,
+                    "b_document_id": row.sms.document_id,
+                    "b_posted_ts": slack_ts,
+                    "b_in_thread": thread_ts,
+                    "b_now": now,
+                },
+            )
+            entry = await self._threads.remember(conn, account, key, thread_ts, row.sms.timestamp)
+            claimed = claim is not None and await self._claim(
+                conn, account, claim.sms.document_id, holder, now
+            )
+        self._threads.learned(account, key, entry)
+        return now if claimed else None
+
+    async def release(self, account: str, row: LedgerRow, holder: str) -> None:
+        """posting -> pending for a row we claimed but never began to post (we are stopping,
+        or lost the lease): whoever posts it next need not ask Slack whether it is there."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(ledger)
-                .where(ledger.c.account == account, ledger.c.document_id == row.sms.document_id)
-                .values(state=POSTED, slack_ts=slack_ts, thread_ts=thread_ts, done_at=time.time())
+                .where(
+                    ledger.c.account == account,
+                    ledger.c.document_id == row.sms.document_id,
+                    ledger.c.state == POSTING,
+                    ledger.c.claimed_by == holder,
+                )
+                .values(state=PENDING, claimed_at=None, claimed_by=None)
             )
-            await self._threads.remember(conn, account, key, thread_ts, row.sms.timestamp)
 
     async def mark_failed(self, account: str, document_id: str, reason: str) -> None:
         async with self._engine.begin() as conn:
@@ -490,6 +527,32 @@ def _ledger_row(mapping: Any) -> LedgerRow:
         claimed_at=mapping["claimed_at"],
         claimed_by=mapping["claimed_by"],
     )
+
+
+# The statements run once per post, built once: building a statement costs several times
+# more than executing it (measured: 0.33 ms against 0.05 ms for the claim).
+_CLAIM = (
+    update(ledger)
+    .where(
+        ledger.c.account == bindparam("b_account"),
+        ledger.c.document_id == bindparam("b_document_id"),
+        ledger.c.state == PENDING,
+    )
+    .values(state=POSTING, claimed_at=bindparam("b_now"), claimed_by=bindparam("b_holder"))
+)
+_CONFIRM = (
+    update(ledger)
+    .where(
+        ledger.c.account == bindparam("b_account"),
+        ledger.c.document_id == bindparam("b_document_id"),
+    )
+    .values(
+        state=POSTED,
+        slack_ts=bindparam("b_posted_ts"),
+        thread_ts=bindparam("b_in_thread"),
+        done_at=bindparam("b_now"),
+    )
+)
 
 
 def _waiting(account: str, channel: str | None = None) -> list[ColumnElement[bool]]:

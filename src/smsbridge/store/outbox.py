@@ -146,7 +146,10 @@ class Outbox:
                 )
             )
             key = ThreadKey(sms.channel, sms.recipient, provider_id)
-            await self._threads.remember(conn, sms.account, key, thread_ts, int(time.time()))
+            entry = await self._threads.remember(
+                conn, sms.account, key, thread_ts, int(time.time())
+            )
+        self._threads.learned(sms.account, key, entry)
 
     async def finish(self, seq: int, state: OutState, reason: str) -> None:
         """-> failed or refused, with the reason a person will read."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import ThreadKey
@@ -17,60 +20,107 @@ class ThreadEntry:
     last_sms_timestamp: int
 
 
+# Threads remembered per process: the replica that holds an account's lease is the only one
+# posting for it, so what it wrote stays true until it loses the lease (forget_cached).
+CACHED_THREADS = 10_000
+
+
 class Threads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._cache: OrderedDict[tuple[str, ThreadKey], ThreadEntry] = OrderedDict()
+        self._remember = _remember_statement(engine.dialect.name)
 
     async def get(self, account: str, key: ThreadKey) -> ThreadEntry | None:
+        cached = self._cache.get((account, key))
+        if cached is not None:
+            self._cache.move_to_end((account, key))
+            return cached
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(threads.c.thread_ts, threads.c.last_sms_timestamp).where(
-                        threads.c.account == account,
-                        threads.c.channel == key.channel,
-                        threads.c.sender == key.sender,
-                        threads.c.origin == key.origin,
-                    )
-                )
-            ).first()
-            return None if row is None else ThreadEntry(row.thread_ts, row.last_sms_timestamp)
+            row = (await conn.execute(_GET, _key_params(account, key))).first()
+        if row is None:  # not cached: another replica's sender may record it any moment
+            return None
+        entry = ThreadEntry(row.thread_ts, row.last_sms_timestamp)
+        self._keep(account, key, entry)
+        return entry
 
     async def remember(
         self, conn: AsyncConnection, account: str, key: ThreadKey, thread_ts: str, stamp: int
-    ) -> None:
-        """Inside the caller's transaction: `key`'s thread is `thread_ts`, last SMS at `stamp`."""
-        where = and_(
-            threads.c.account == account,
-            threads.c.channel == key.channel,
-            threads.c.sender == key.sender,
-            threads.c.origin == key.origin,
+    ) -> ThreadEntry:
+        """Inside the caller's transaction: `key`'s thread is `thread_ts`, last SMS at `stamp`
+        (or later, if the thread already had a later one). Returns the entry for `learned`,
+        once the transaction has committed."""
+        await conn.execute(
+            self._remember, {**_key_params(account, key), "b_ts": thread_ts, "b_stamp": stamp}
         )
-        current = (await conn.execute(select(threads).where(where))).first()
-        if current is None:
-            await conn.execute(
-                threads.insert().values(
-                    account=account,
-                    channel=key.channel,
-                    sender=key.sender,
-                    origin=key.origin,
-                    thread_ts=thread_ts,
-                    last_sms_timestamp=stamp,
-                )
-            )
-        else:
-            await conn.execute(
-                update(threads)
-                .where(where)
-                .values(
-                    thread_ts=thread_ts, last_sms_timestamp=max(current.last_sms_timestamp, stamp)
-                )
-            )
+        cached = self._cache.get((account, key))
+        last = max(stamp, cached.last_sms_timestamp) if cached else stamp
+        return ThreadEntry(thread_ts, last)
+
+    def learned(self, account: str, key: ThreadKey, entry: ThreadEntry) -> None:
+        """After the commit of `remember`: the entry as the database now holds it."""
+        self._keep(account, key, entry)
+
+    def forget_cached(self, account: str) -> None:
+        """This replica (re)gained the lease: others may have written threads meanwhile."""
+        for cached in [cached for cached in self._cache if cached[0] == account]:
+            del self._cache[cached]
+
+    def _keep(self, account: str, key: ThreadKey, entry: ThreadEntry) -> None:
+        self._cache[(account, key)] = entry
+        self._cache.move_to_end((account, key))
+        while len(self._cache) > CACHED_THREADS:
+            self._cache.popitem(last=False)
 
     async def forget_idle(self, conn: AsyncConnection, account: str, before: float) -> int:
         """Inside the caller's transaction: drop threads whose last SMS is older than `before`."""
+        self.forget_cached(account)
         idle = await conn.execute(
             delete(threads).where(
                 threads.c.account == account, threads.c.last_sms_timestamp < before
             )
         )
         return idle.rowcount
+
+
+def _key_params(account: str, key: ThreadKey) -> dict[str, str]:
+    return {
+        "b_account": account,
+        "b_channel": key.channel,
+        "b_sender": key.sender,
+        "b_origin": key.origin,
+    }
+
+
+_KEY = and_(
+    threads.c.account == bindparam("b_account"),
+    threads.c.channel == bindparam("b_channel"),
+    threads.c.sender == bindparam("b_sender"),
+    threads.c.origin == bindparam("b_origin"),
+)
+# Built once: they run for every post, and building costs more than running (see ledger.py).
+_GET = select(threads.c.thread_ts, threads.c.last_sms_timestamp).where(_KEY)
+
+
+def _remember_statement(dialect: str) -> Any:
+    """Insert the thread, or point it at `ts` and keep the later of the two last stamps."""
+    upsert = postgresql.insert(threads) if dialect == "postgresql" else sqlite.insert(threads)
+    statement = upsert.values(
+        account=bindparam("b_account"),
+        channel=bindparam("b_channel"),
+        sender=bindparam("b_sender"),
+        origin=bindparam("b_origin"),
+        thread_ts=bindparam("b_ts"),
+        last_sms_timestamp=bindparam("b_stamp"),
+    )
+    later = statement.excluded.last_sms_timestamp > threads.c.last_sms_timestamp
+    return statement.on_conflict_do_update(
+        index_elements=[threads.c.account, threads.c.channel, threads.c.sender, threads.c.origin],
+        set_={
+            "thread_ts": statement.excluded.thread_ts,
+            "last_sms_timestamp": case(
+                (later, statement.excluded.last_sms_timestamp),
+                else_=threads.c.last_sms_timestamp,
+            ),
+        },
+    )

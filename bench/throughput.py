@@ -1,0 +1,214 @@
+"""Drain a backlog as fast as the bridge can, beside the naive reference loop on the same
+stand-ins: throughput, CPU time per SMS, memory and start-up.
+
+    .venv/bin/python bench/throughput.py [--sms 20000] [--channels 10] [--database sqlite]
+                                         [--runs 1] [--no-naive]
+
+Every part is its own process: the provider stand-in holding the backlog, the Slack stand-in
+without rate limits, and the real `smsbridge run` with `SMSBRIDGE_SLACK__POST_INTERVAL=0` (its
+defaults otherwise, but for ports, routes and the database: a SQLite file, or a fresh database
+on the local PostgreSQL with `--database postgres`). Then `bench/naive.py` (a stdlib loop:
+fetch a page, post each SMS, commit one SQLite row per SMS) drains the same backlog on fresh
+stand-ins. Throughput is counted from the first post to the last, on the Slack stand-in's
+clock; CPU time and memory are read from /proc for the bridge's process alone.
+
+Checked, not just timed: every SMS added was posted exactly once, by each contender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from standins import Standins, Usage, bridge_env, free_port, spawn, standins, stop, until_answers
+
+NAIVE = Path(__file__).resolve().with_name("naive.py")
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+PER_SECOND = 40  # SMS per gateway second in the backlog: pages of 100 always move on
+
+
+def channels(count: int) -> tuple[list[str], dict[str, str]]:
+    lines = [f"6141100{index:04d}" for index in range(count)]
+    names = [f"C0BENCH{index}" for index in range(count)]
+    return names, dict(zip(lines, names, strict=True))
+
+
+def backlog(count: int, routes: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    """`count` SMS over the last count/40 seconds, round-robin over the lines; and `since`."""
+    lines = list(routes)
+    first = int(time.time()) - count // PER_SECOND - 5
+    records = [
+        {
+            "from": f"6140956{index % 500:04d}",
+            "text": f"backlog sms {index}: running late, be there in 10",
+            "recipient": lines[index % len(lines)],
+            "timestamp": first + index // PER_SECOND,
+        }
+        for index in range(count)
+    ]
+    return records, first - 1
+
+
+@asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one run."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    import asyncpg
+
+    name = f"smsbridge_bench_{int(time.time())}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def drained(rig: Standins, count: int, within: float) -> tuple[float, float]:
+    """Wait until `count` SMS are posted: (first post, last post) on the stand-in's clock."""
+    posts = await rig.next_posts(count, within=within)
+    return posts[0][0], posts[-1][0]
+
+
+async def bridge_run(count: int, channel_count: int, kind: str) -> dict[str, Any]:
+    names, routes = channels(channel_count)
+    records, since = backlog(count, routes)
+    async with (
+        standins(names, post_interval=0, post_burst=1, capacity=count + 10) as rig,
+        database(kind) as url,
+    ):
+        await rig.add_many(records)
+        port = free_port()
+        env = bridge_env(
+            rig,
+            url,
+            routes,
+            port,
+            SMSBRIDGE_SLACK__POST_INTERVAL="0",
+            SMSBRIDGE_INITIAL_LOOKBACK=str(int(time.time()) - since + 60),
+        )
+        launched = time.perf_counter()
+        bridge = await spawn("run", env=env)
+        try:
+            await until_answers(f"http://127.0.0.1:{port}/readyz", bridge)
+            start_up = time.perf_counter() - launched
+            samples: list[tuple[int, Usage]] = []
+
+            async def sample() -> None:  # CPU and memory against progress, every 0.2 s
+                while True:
+                    samples.append((rig.seen, Usage.of(bridge.pid)))
+                    await asyncio.sleep(0.2)
+
+            sampler = asyncio.create_task(sample())
+            first, last = await drained(rig, count, within=count / 50 + 60)
+            sampler.cancel()
+            end = Usage.of(bridge.pid)
+            await rig.exactly_once()
+        finally:
+            await stop(bridge)
+    # CPU from the first sample with posts under way, so start-up is not charged to the drain
+    begun = next(((seen, usage) for seen, usage in samples if seen > 0), samples[-1])
+    # memory after the first tenth, for whether it stays flat as the ledger grows
+    settled = [usage.rss_mib for seen, usage in samples if seen >= count // 10] or [end.rss_mib]
+    return {
+        "sms_per_second": (count - 1) / (last - first),
+        "drain_seconds": last - first,
+        "cpu_ms_per_sms": 1000 * (end.cpu_seconds - begun[1].cpu_seconds) / (count - begun[0]),
+        "peak_rss_mib": end.peak_rss_mib,
+        "rss_growth_mib": max(settled) - min(settled),
+        "start_up_seconds": start_up,
+    }
+
+
+async def naive_run(count: int, channel_count: int) -> dict[str, Any]:
+    names, routes = channels(channel_count)
+    records, since = backlog(count, routes)
+    async with standins(names, post_interval=0, post_burst=1, capacity=count + 10) as rig:
+        await rig.add_many(records)
+        with tempfile.TemporaryDirectory() as tmp:
+            naive = await spawn(
+                rig.provider_url,
+                f"{rig.slack_url}/api/",
+                str(Path(tmp) / "naive.db"),
+                json.dumps(routes),
+                str(since),
+                program=(str(NAIVE),),
+            )
+            try:
+                first, last = await drained(rig, count, within=count / 20 + 60)
+                await naive.wait()
+            finally:
+                await stop(naive)
+        await rig.exactly_once()
+    return {"sms_per_second": (count - 1) / (last - first), "drain_seconds": last - first}
+
+
+def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of each figure over the runs."""
+    return {
+        key: {
+            "median": statistics.median(run[key] for run in runs),
+            "min": min(run[key] for run in runs),
+            "max": max(run[key] for run in runs),
+        }
+        for key in runs[0]
+    }
+
+
+async def run(count: int, channel_count: int, kind: str, runs: int, naive: bool) -> dict[str, Any]:
+    bridge_runs, naive_runs = [], []
+    for _ in range(runs):  # interleaved, so a slow spell of the machine hits both
+        bridge_runs.append(await bridge_run(count, channel_count, kind))
+        if naive:
+            naive_runs.append(await naive_run(count, channel_count))
+    result: dict[str, Any] = {
+        "sms": count,
+        "channels": channel_count,
+        "database": kind,
+        "runs": runs,
+        "bridge": spread(bridge_runs),
+        "exactly_once": True,
+    }
+    if naive:
+        result["naive"] = spread(naive_runs)
+        result["ratio_to_naive"] = spread(
+            [
+                {"sms_per_second": ours["sms_per_second"] / theirs["sms_per_second"]}
+                for ours, theirs in zip(bridge_runs, naive_runs, strict=True)
+            ]
+        )["sms_per_second"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sms", type=int, default=20_000)
+    parser.add_argument("--channels", type=int, default=10)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--no-naive", dest="naive", action="store_false")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.sms, args.channels, args.database, args.runs, args.naive))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
