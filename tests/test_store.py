@@ -12,8 +12,9 @@ from sqlalchemy import update
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
-from smsbridge.store.ledger import PostRef
-from smsbridge.store.schema import LATEST, schema_version
+from smsbridge.store.ledger import Confirmation, PostRef
+from smsbridge.store.schema import LATEST, schema_version, threads
+from smsbridge.store.threads import ThreadEntry
 from smsbridge.store.store import Store, async_url
 
 ACCOUNT = "demo@reseller"
@@ -112,6 +113,50 @@ async def test_unrouted_rows_are_kept_but_never_delivered(store: Store) -> None:
     assert (await store.ledger.counts(ACCOUNT))["unrouted"] == 1
 
 
+async def test_one_confirm_transaction_posts_several_channels_and_claims_each_next(
+    store: Store,
+) -> None:
+    messages = [sms("a1", 100), sms("a2", 101), sms("b1", 100, "614222"), sms("b2", 102, "614222")]
+    await store.ledger.ingest(ACCOUNT, messages, ["C1", "C1", "C2", "C2"], 10)
+    a1, a2 = await store.ledger.backlog(ACCOUNT, "C1")
+    b1, b2 = await store.ledger.backlog(ACCOUNT, "C2")
+    for row in (a1, b1):
+        assert await store.ledger.claim(ACCOUNT, row.sms.document_id, "me") is not None
+    assert await store.ledger.claim(ACCOUNT, "b2", "other replica") is not None  # taken
+    ka, kb = ThreadKey("C1", "61409560857", ""), ThreadKey("C2", "614222", "")
+    claims = await store.ledger.confirm_many(
+        ACCOUNT,
+        [Confirmation(a1, "1.1", ka, "1.1", claim=a2), Confirmation(b1, "2.1", kb, "2.1", b2)],
+        holder="me",
+    )
+    assert claims[0] is not None  # a2 was pending: claimed in the same commit
+    assert claims[1] is None  # b2 was another's: not ours to post
+    rows = {
+        r.sms.document_id: r for ch in ("C1", "C2") for r in await store.ledger.backlog(ACCOUNT, ch)
+    }
+    assert (rows["a2"].state, rows["a2"].claimed_by) == ("posting", "me")
+    assert rows["b2"].claimed_by == "other replica"
+    assert set(rows) == {"a2", "b2"}  # a1 and b1 are posted
+    [posted] = (await store.ledger.posts(ACCOUNT, ["a1"])).values()
+    assert (posted.ts, posted.thread_ts) == ("1.1", "1.1")
+
+
+async def test_a_thread_keeps_its_latest_sms_stamp_and_the_cache_is_dropped_on_request(
+    store: Store,
+) -> None:
+    key = ThreadKey("C1", "61409560857", "")
+    for stamp in (200, 150):  # an older SMS confirmed later must not make the thread look idle
+        async with store.engine.begin() as conn:
+            [entry] = await store.threads.remember_many(conn, ACCOUNT, [(key, "9.1", stamp)])
+        store.threads.learned(ACCOUNT, key, entry)
+    assert await store.threads.get(ACCOUNT, key) == ThreadEntry("9.1", 200)
+    async with store.engine.begin() as conn:  # another replica moved the thread on meanwhile
+        await conn.execute(update(threads).values(thread_ts="9.7", last_sms_timestamp=300))
+    assert await store.threads.get(ACCOUNT, key) == ThreadEntry("9.1", 200)  # cached
+    store.threads.forget_cached(ACCOUNT)  # this replica (re)gained the lease
+    assert await store.threads.get(ACCOUNT, key) == ThreadEntry("9.7", 300)
+
+
 async def test_claim_is_exclusive_and_confirm_records_the_thread(store: Store) -> None:
     await store.ledger.ingest(ACCOUNT, [sms("a", 100)], ["C1"], 10)
     assert await store.ledger.claim(ACCOUNT, "a") is not None
@@ -119,7 +164,7 @@ async def test_claim_is_exclusive_and_confirm_records_the_thread(store: Store) -
     [row] = await store.ledger.backlog(ACCOUNT, "C1")
     assert row.state == "posting"
     key = ThreadKey("C1", "61409560857", "")
-    await store.ledger.confirm(ACCOUNT, row, "111.000001", key, "111.000001")
+    await store.ledger.confirm_many(ACCOUNT, [Confirmation(row, "111.000001", key, "111.000001")])
     assert await store.ledger.backlog(ACCOUNT, "C1") == []
     entry = await store.threads.get(ACCOUNT, key)
     assert entry is not None
@@ -242,9 +287,8 @@ async def test_retention_forgets_old_posted_and_unrouted_but_never_what_the_curs
         [row] = [
             r for r in await store.ledger.backlog(ACCOUNT, "C1") if r.sms.document_id == document_id
         ]
-        await store.ledger.confirm(
-            ACCOUNT, row, f"{document_id}.1", ThreadKey("C1", "614", document_id), "t"
-        )
+        key = ThreadKey("C1", "614", document_id)
+        await store.ledger.confirm_many(ACCOUNT, [Confirmation(row, f"{document_id}.1", key, "t")])
     removed, idle = await store.ledger.prune(ACCOUNT, before=time.time() + 1)
     assert removed == 2  # "old" (posted) and "lost" (unrouted)
     assert idle == 2

@@ -25,10 +25,11 @@ from smsbridge.errors import SlackAuthError, SlackRejectedError, SlackTransientE
 from smsbridge.metrics import Metrics
 from smsbridge.models import ThreadKey
 from smsbridge.optouts import notice
+from smsbridge.pipeline.group_commit import GroupCommit
 from smsbridge.slack.poster import LookupIncomplete, SlackPoster
 from smsbridge.slack.render import SlackMessage, render
 from smsbridge.stopping import Stopped, StopSignal
-from smsbridge.store.ledger import POSTING, LedgerRow
+from smsbridge.store.ledger import POSTING, Confirmation, LedgerRow
 from smsbridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class Delivery:
         self._progress = progress
         self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
+        # Posts that finish together (one per channel) are confirmed in one transaction.
+        self._confirms: GroupCommit[Confirmation, float | None] = GroupCommit(
+            self._write_confirms, max_batch=100, name=f"confirm:{account}"
+        )
         self._dirty: set[str] = set()
 
     async def kick(self) -> None:
@@ -307,6 +312,7 @@ class Delivery:
         # The next SMS is claimed in the same commit, unless we are about to stop posting.
         if self._stop.is_set() or not self._may_deliver():
             following = None
-        return await self._store.ledger.confirm(
-            self._account, row, ts, key, thread_ts, claim=following, holder=self._holder
-        )
+        return await self._confirms.submit(Confirmation(row, ts, key, thread_ts, following))
+
+    async def _write_confirms(self, batch: Sequence[Confirmation]) -> list[float | None]:
+        return await self._store.ledger.confirm_many(self._account, batch, self._holder)

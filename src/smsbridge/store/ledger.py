@@ -53,6 +53,17 @@ class LedgerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmation:
+    """An SMS is in Slack at `slack_ts`, in the thread `thread_ts` of `key`."""
+
+    row: LedgerRow
+    slack_ts: str
+    key: ThreadKey
+    thread_ts: str
+    claim: LedgerRow | None = None  # the channel's next SMS, claimed in the same commit
+
+
+@dataclass(frozen=True, slots=True)
 class PostRef:
     channel: str
     ts: str
@@ -304,50 +315,56 @@ class Ledger:
         """
         now = time.time()
         async with self._engine.begin() as conn:
-            claimed = await self._claim(conn, account, document_id, holder, now)
-            return now if claimed else None
-
-    async def _claim(
-        self, conn: AsyncConnection, account: str, document_id: str, holder: str, now: float
-    ) -> bool:
-        result = await conn.execute(
-            _CLAIM,
-            {"b_account": account, "b_document_id": document_id, "b_holder": holder, "b_now": now},
-        )
-        return bool(result.rowcount == 1)
-
-    async def confirm(
-        self,
-        account: str,
-        row: LedgerRow,
-        slack_ts: str,
-        key: ThreadKey,
-        thread_ts: str,
-        *,
-        claim: LedgerRow | None = None,
-        holder: str = "",
-    ) -> float | None:
-        """posting -> posted, and remember the thread, in one transaction; and in the same
-        transaction claim `claim`, the channel's next SMS, as `claim()` would (one commit per
-        post instead of two). Returns the claim time, or None if nothing was claimed."""
-        now = time.time()
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                _CONFIRM,
+            result = await conn.execute(
+                _CLAIM,
                 {
                     "b_account": account,
-                    "b_document_id": row.sms.document_id,
-                    "b_posted_ts": slack_ts,
-                    "b_in_thread": thread_ts,
+                    "b_document_id": document_id,
+                    "b_holder": holder,
                     "b_now": now,
                 },
             )
-            entry = await self._threads.remember(conn, account, key, thread_ts, row.sms.timestamp)
-            claimed = claim is not None and await self._claim(
-                conn, account, claim.sms.document_id, holder, now
+            return now if result.rowcount == 1 else None
+
+    async def confirm_many(
+        self, account: str, confirmations: Sequence[Confirmation], holder: str = ""
+    ) -> list[float | None]:
+        """posting -> posted for each, and remember their threads, in one transaction; and in
+        the same transaction claim each one's `claim` (its channel's next SMS) as `claim()`
+        would, so a post costs one commit, shared with the other channels' posts of the moment.
+        For each: the claim time, or None if nothing was claimed."""
+        now = time.time()
+        wanted = [c.claim.sms.document_id for c in confirmations if c.claim is not None]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                _CONFIRM,
+                [
+                    {
+                        "b_account": account,
+                        "b_document_id": c.row.sms.document_id,
+                        "b_posted_ts": c.slack_ts,
+                        "b_in_thread": c.thread_ts,
+                        "b_now": now,
+                    }
+                    for c in confirmations
+                ],
             )
-        self._threads.learned(account, key, entry)
-        return now if claimed else None
+            entries = await self._threads.remember_many(
+                conn, account, [(c.key, c.thread_ts, c.row.sms.timestamp) for c in confirmations]
+            )
+            claimed: set[str] = set()
+            if wanted:
+                result = await conn.execute(
+                    _CLAIM_MANY,
+                    {"b_account": account, "b_ids": wanted, "b_holder": holder, "b_now": now},
+                )
+                claimed = set(result.scalars())
+        for c, entry in zip(confirmations, entries, strict=True):
+            self._threads.learned(account, c.key, entry)
+        return [
+            now if c.claim is not None and c.claim.sms.document_id in claimed else None
+            for c in confirmations
+        ]
 
     async def release(self, account: str, row: LedgerRow, holder: str) -> None:
         """posting -> pending for a row we claimed but never began to post (we are stopping,
@@ -529,6 +546,16 @@ def _ledger_row(mapping: Any) -> LedgerRow:
     )
 
 
+_CLAIM_MANY = (
+    update(ledger)
+    .where(
+        ledger.c.account == bindparam("b_account"),
+        ledger.c.document_id.in_(bindparam("b_ids", expanding=True)),
+        ledger.c.state == PENDING,
+    )
+    .values(state=POSTING, claimed_at=bindparam("b_now"), claimed_by=bindparam("b_holder"))
+    .returning(ledger.c.document_id)
+)
 # The statements run once per post, built once: building a statement costs several times
 # more than executing it (measured: 0.33 ms against 0.05 ms for the claim).
 _CLAIM = (

@@ -146,8 +146,8 @@ class Outbox:
                 )
             )
             key = ThreadKey(sms.channel, sms.recipient, provider_id)
-            entry = await self._threads.remember(
-                conn, sms.account, key, thread_ts, int(time.time())
+            [entry] = await self._threads.remember_many(
+                conn, sms.account, [(key, thread_ts, int(time.time()))]
             )
         self._threads.learned(sms.account, key, entry)
 

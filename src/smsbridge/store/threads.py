@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,18 +45,25 @@ class Threads:
         self._keep(account, key, entry)
         return entry
 
-    async def remember(
-        self, conn: AsyncConnection, account: str, key: ThreadKey, thread_ts: str, stamp: int
-    ) -> ThreadEntry:
-        """Inside the caller's transaction: `key`'s thread is `thread_ts`, last SMS at `stamp`
-        (or later, if the thread already had a later one). Returns the entry for `learned`,
-        once the transaction has committed."""
+    async def remember_many(
+        self, conn: AsyncConnection, account: str, entries: Sequence[tuple[ThreadKey, str, int]]
+    ) -> list[ThreadEntry]:
+        """Inside the caller's transaction: each (key, thread_ts, stamp): `key`'s thread is
+        `thread_ts`, last SMS at `stamp` (or later, if the thread already had a later one).
+        Returns the entries for `learned`, once the transaction has committed."""
         await conn.execute(
-            self._remember, {**_key_params(account, key), "b_ts": thread_ts, "b_stamp": stamp}
+            self._remember,
+            [
+                {**_key_params(account, key), "b_ts": thread_ts, "b_stamp": stamp}
+                for key, thread_ts, stamp in entries
+            ],
         )
-        cached = self._cache.get((account, key))
-        last = max(stamp, cached.last_sms_timestamp) if cached else stamp
-        return ThreadEntry(thread_ts, last)
+        remembered = []
+        for key, thread_ts, stamp in entries:
+            cached = self._cache.get((account, key))
+            last = max(stamp, cached.last_sms_timestamp) if cached else stamp
+            remembered.append(ThreadEntry(thread_ts, last))
+        return remembered
 
     def learned(self, account: str, key: ThreadKey, entry: ThreadEntry) -> None:
         """After the commit of `remember`: the entry as the database now holds it."""
