@@ -14,8 +14,8 @@ from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
 from smsbridge.store.ledger import Confirmation, PostRef
 from smsbridge.store.schema import LATEST, schema_version, threads
-from smsbridge.store.threads import ThreadEntry
 from smsbridge.store.store import Store, async_url
+from smsbridge.store.threads import ThreadEntry
 
 ACCOUNT = "demo@reseller"
 
