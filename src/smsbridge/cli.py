@@ -74,7 +74,10 @@ def run(
         setup_logging(console=console)
     else:
         setup_logging(log_format=log_format.value)
-    raise typer.Exit(asyncio.run(Service(settings, progress=progress).run()))
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        raise typer.Exit(runner.run(Service(settings, progress=progress).run()))
 
 
 @app.command()

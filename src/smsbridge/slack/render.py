@@ -7,6 +7,7 @@ The metadata carries ids only: it is visible to every app in the workspace.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few numbers again and again; parsing is slow
 def format_number(digits: str | None) -> str:
     """A phone number in international format for people: 61409560857 -> +61 409 560 857."""
     if not digits:
@@ -65,6 +67,8 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 
     A cut prefers the last whitespace inside the window so words stay whole.
     """
+    if len(escape(text)) <= limit:  # nearly every SMS: one piece
+        return [text] if text else []
     pieces: list[str] = []
     start = 0
     while start < len(text):

@@ -105,7 +105,7 @@ class Store:
         try:
             # hide_parameters: a failed statement's error would otherwise carry its values
             # (SMS texts, phone numbers) into logs and status answers.
-            engine = create_async_engine(async_url(url), hide_parameters=True)
+            engine = create_async_engine(async_url(url), hide_parameters=True, pool_use_lifo=True)
             if engine.dialect.name == "sqlite":
                 engine = OneWriterEngine(engine.sync_engine)
         except ModuleNotFoundError as error:
