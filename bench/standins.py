@@ -108,11 +108,17 @@ class Standins:
         self.added.extend(record["documentId"] for record in added)
         return added
 
-    async def next_posts(self, count: int, within: float = 60) -> list[tuple[float, str, str]]:
-        """The next `count` SMS posts, as (time, channel, id), waiting for them."""
+    async def next_posts(
+        self, count: int, within: float = 60, every: float = 0.0
+    ) -> list[tuple[float, str, str]]:
+        """The next `count` SMS posts, as (time, channel, id), waiting for them: asking again
+        as soon as one more is posted, or (`every` > 0) every so often, so that a long drain
+        is not slowed by the asking."""
         posts: list[tuple[float, str, str]] = []
         async with asyncio.timeout(within):
             while len(posts) < count:
+                if every:
+                    await asyncio.sleep(every)
                 answer = await self.http.get(
                     f"{self.slack_url}/_sim/posts", params={"after": self.seen, "wait": 5}
                 )

@@ -84,7 +84,7 @@ async def database(kind: str) -> AsyncIterator[str]:
 
 async def drained(rig: Standins, count: int, within: float) -> tuple[float, float]:
     """Wait until `count` SMS are posted: (first post, last post) on the stand-in's clock."""
-    posts = await rig.next_posts(count, within=within)
+    posts = await rig.next_posts(count, within=within, every=0.25)
     return posts[0][0], posts[-1][0]
 
 

@@ -356,13 +356,23 @@ class Ledger:
             entries = await self._threads.remember_many(
                 conn, account, [(c.key, c.thread_ts, c.row.sms.timestamp) for c in confirmations]
             )
-            claimed: set[str] = set()
+            claimed = set(wanted)
             if wanted:
                 result = await conn.execute(
-                    _CLAIM_MANY,
-                    {"b_account": account, "b_ids": wanted, "b_holder": holder, "b_now": now},
-                )
-                claimed = set(result.scalars())
+                    _CLAIM,
+                    [
+                        {"b_account": account, "b_document_id": ident, "b_holder": holder,
+                         "b_now": now}
+                        for ident in wanted
+                    ],
+                )  # fmt: skip
+                # Some were not pending (or the driver cannot count a run): which are ours?
+                if not conn.dialect.supports_sane_multi_rowcount or result.rowcount != len(wanted):
+                    mine = await conn.execute(
+                        _CLAIMED_NOW,
+                        {"b_account": account, "b_ids": wanted, "b_holder": holder, "b_now": now},
+                    )
+                    claimed = set(mine.scalars())
         for c, entry in zip(confirmations, entries, strict=True):
             self._threads.learned(account, c.key, entry)
         return [
@@ -550,15 +560,15 @@ def _ledger_row(mapping: Any) -> LedgerRow:
     )
 
 
-_CLAIM_MANY = (
-    update(ledger)
-    .where(
-        ledger.c.account == bindparam("b_account"),
-        ledger.c.document_id.in_(bindparam("b_ids", expanding=True)),
-        ledger.c.state == PENDING,
-    )
-    .values(state=POSTING, claimed_at=bindparam("b_now"), claimed_by=bindparam("b_holder"))
-    .returning(ledger.c.document_id)
+# Which of these rows this very claim took (its holder and time): when a run of claims
+# updated fewer rows than asked. (One UPDATE … IN … RETURNING instead cost 7.5 ms on SQLite
+# for ten rows, against 1.4 ms for the ten-row executemany and this rare check.)
+_CLAIMED_NOW = select(ledger.c.document_id).where(
+    ledger.c.account == bindparam("b_account"),
+    ledger.c.document_id.in_(bindparam("b_ids", expanding=True)),
+    ledger.c.state == POSTING,
+    ledger.c.claimed_by == bindparam("b_holder"),
+    ledger.c.claimed_at == bindparam("b_now"),
 )
 # The statements run once per post, built once: building a statement costs several times
 # more than executing it (measured: 0.33 ms against 0.05 ms for the claim).
