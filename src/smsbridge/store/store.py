@@ -105,6 +105,8 @@ class Store:
         try:
             # hide_parameters: a failed statement's error would otherwise carry its values
             # (SMS texts, phone numbers) into logs and status answers.
+            # pool_use_lifo: the connection used last serves next, its page cache still warm
+            # (SQLite drops a connection's cache when another connection has written since).
             engine = create_async_engine(async_url(url), hide_parameters=True, pool_use_lifo=True)
             if engine.dialect.name == "sqlite":
                 engine = OneWriterEngine(engine.sync_engine)
