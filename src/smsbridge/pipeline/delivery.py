@@ -38,6 +38,7 @@ LOOKBACK_MARGIN = 300.0  # seconds before a claim in which its post may have lan
 # A post in doubt whose check cannot finish (Slack keeps paging) is retried for this long; after
 # that the check could never cover it, and a possible second copy beats a lost SMS.
 UNCONFIRMABLE_AFTER = 3600.0
+BATCH = 50  # SMS read from the ledger at a time, per channel
 CATCH_UP_NOTICE_AT = 20  # a backlog this large in one channel gets a notice and progress logs
 
 
@@ -127,9 +128,19 @@ class Delivery:
 
     async def _work(self, channel: str) -> None:
         try:
-            total, first, last, oldest = await self._store.ledger.backlog_extent(
-                self._account, channel
-            )
+            self._dirty.discard(channel)
+            rows = await self._store.ledger.backlog(self._account, channel, BATCH)
+            if len(rows) < BATCH:  # the whole backlog is in hand: no need to count it
+                total, first, last = (
+                    len(rows),
+                    rows[0].seq if rows else 0,
+                    rows[-1].seq if rows else 0,
+                )
+                oldest = min((row.sms.timestamp for row in rows), default=0)
+            else:
+                total, first, last, oldest = await self._store.ledger.backlog_extent(
+                    self._account, channel
+                )
             catch_up = total >= CATCH_UP_NOTICE_AT
             if catch_up:
                 # once per catch-up: a restart in its middle finds its rows announced
@@ -141,12 +152,6 @@ class Delivery:
                     self._progress.start(channel, total)
             done = 0
             while not self._stop.is_set():
-                self._dirty.discard(channel)
-                rows = await self._store.ledger.backlog(self._account, channel)
-                if not rows:
-                    if channel in self._dirty:
-                        continue
-                    return
                 claimed_at: float | None = None  # the row's claim, made by the last confirm
                 for index, row in enumerate(rows):
                     if self._stop.is_set() or not self._may_deliver():
@@ -170,6 +175,13 @@ class Delivery:
                             total,
                             extra={"channel": channel, "done": min(done, total), "total": total},
                         )
+                # Every SMS stored for this channel wakes it (`wake`, or `kick` after a poll):
+                # when the last read held all that waited and no wake came since, we are done,
+                # without one more read per SMS that arrives alone.
+                if len(rows) < BATCH and channel not in self._dirty:
+                    return
+                self._dirty.discard(channel)
+                rows = await self._store.ledger.backlog(self._account, channel, BATCH)
         except Stopped:
             return
         except SlackAuthError as error:
