@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check-all clean
+.PHONY: demo test lint typecheck check-all bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	@$(BIN)/python bench/all.py
+
+bench-quick: $(STAMP)
+	@$(BIN)/python bench/all.py --quick
 
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests bench

@@ -88,13 +88,20 @@ async def drained(rig: Standins, count: int, within: float) -> tuple[float, floa
     return posts[0][0], posts[-1][0]
 
 
-async def bridge_run(count: int, channel_count: int, kind: str) -> dict[str, Any]:
+async def bridge_run(
+    count: int, channel_count: int, kind: str, slack_limit: bool = False
+) -> dict[str, Any]:
     names, routes = channels(channel_count)
     records, since = backlog(count, routes)
+    # Slack's limit: one post per second per channel, bursts of 4, on both sides (the bridge's
+    # defaults); otherwise no limit anywhere.
+    interval, burst = (1.0, 4) if slack_limit else (0.0, 1)
+    pacing = {} if slack_limit else {"SMSBRIDGE_SLACK__POST_INTERVAL": "0"}
     async with (
-        standins(names, post_interval=0, post_burst=1, capacity=count + 10) as rig,
+        standins(names, post_interval=interval, post_burst=burst, capacity=count + 10) as rig,
         database(kind) as url,
     ):
+        start_up = await started(rig, kind, routes)
         await rig.add_many(records)
         port = free_port()
         env = bridge_env(
@@ -102,14 +109,12 @@ async def bridge_run(count: int, channel_count: int, kind: str) -> dict[str, Any
             url,
             routes,
             port,
-            SMSBRIDGE_SLACK__POST_INTERVAL="0",
             SMSBRIDGE_INITIAL_LOOKBACK=str(int(time.time()) - since + 60),
+            **pacing,
         )
-        launched = time.perf_counter()
         bridge = await spawn("run", env=env)
         try:
             await until_answers(f"http://127.0.0.1:{port}/readyz", bridge)
-            start_up = time.perf_counter() - launched
             samples: list[tuple[int, Usage]] = []
 
             async def sample() -> None:  # CPU and memory against progress, every 0.2 s
@@ -122,6 +127,7 @@ async def bridge_run(count: int, channel_count: int, kind: str) -> dict[str, Any
             sampler.cancel()
             end = Usage.of(bridge.pid)
             await rig.exactly_once()
+            stats = (await rig.http.get(f"{rig.slack_url}/_sim/stats")).json()
         finally:
             await stop(bridge)
     # CPU from the first sample with posts under way, so start-up is not charged to the drain
@@ -135,7 +141,24 @@ async def bridge_run(count: int, channel_count: int, kind: str) -> dict[str, Any
         "peak_rss_mib": end.peak_rss_mib,
         "rss_growth_mib": max(settled) - min(settled),
         "start_up_seconds": start_up,
+        "rate_limited": stats["rate_limited"],  # posts Slack answered 429
+        "early_posts": stats["early_posts"],  # posts before a Retry-After had passed
     }
+
+
+async def started(rig: Standins, kind: str, routes: dict[str, str]) -> float:
+    """Seconds from `smsbridge run` to its /readyz answering 200 (a first poll done), on a new
+    database with nothing waiting at the gateway."""
+    async with database(kind) as url:
+        port = free_port()
+        launched = time.perf_counter()
+        bridge = await spawn("run", env=bridge_env(rig, url, routes, port))
+        try:
+            await until_answers(f"http://127.0.0.1:{port}/readyz", bridge)
+            return time.perf_counter() - launched
+        finally:
+            bridge.terminate()
+            await bridge.wait()
 
 
 async def naive_run(count: int, channel_count: int) -> dict[str, Any]:
@@ -173,21 +196,30 @@ def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def run(count: int, channel_count: int, kind: str, runs: int, naive: bool) -> dict[str, Any]:
+async def run(
+    count: int, channel_count: int, kind: str, runs: int, naive: bool, slack_limit: bool
+) -> dict[str, Any]:
     bridge_runs, naive_runs = [], []
     for _ in range(runs):  # interleaved, so a slow spell of the machine hits both
-        bridge_runs.append(await bridge_run(count, channel_count, kind))
-        if naive:
+        bridge_runs.append(await bridge_run(count, channel_count, kind, slack_limit))
+        if naive and not slack_limit:
             naive_runs.append(await naive_run(count, channel_count))
     result: dict[str, Any] = {
         "sms": count,
         "channels": channel_count,
         "database": kind,
         "runs": runs,
+        "slack_limit": slack_limit,
         "bridge": spread(bridge_runs),
         "exactly_once": True,
     }
-    if naive:
+    if slack_limit:  # the floor: SMS per channel at one a second, less the first burst
+        floor = max(0.0, count / channel_count - 4)
+        result["floor_seconds"] = floor
+        result["over_floor"] = spread(
+            [{"share": run["drain_seconds"] / floor - 1 if floor else 0.0} for run in bridge_runs]
+        )["share"]
+    elif naive:
         result["naive"] = spread(naive_runs)
         result["ratio_to_naive"] = spread(
             [
@@ -205,8 +237,16 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-naive", dest="naive", action="store_false")
+    parser.add_argument(
+        "--slack-limit",
+        action="store_true",
+        help="the Slack stand-in at Slack's limit (1/s per channel, bursts of 4): drain time "
+        "against its floor, 429s and posts before a Retry-After (no naive loop)",
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.sms, args.channels, args.database, args.runs, args.naive))
+    result = asyncio.run(
+        run(args.sms, args.channels, args.database, args.runs, args.naive, args.slack_limit)
+    )
     print(json.dumps(result, indent=2))
 
 

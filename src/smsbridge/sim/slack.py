@@ -475,6 +475,10 @@ class SlackSim:
                     await self._posted.wait()
         return JSONResponse(self.sms_posts[after : after + 10_000])
 
+    async def _control_stats(self, _: Request) -> Response:
+        """Posts answered 429, and posts that came before the Retry-After we sent had passed."""
+        return JSONResponse({"rate_limited": self.answered(429), "early_posts": self.early_posts})
+
     async def _control_channels(self, request: Request) -> Response:
         """Add channels the bot is a member of: [{"id": "C0…", "name": "…"}]."""
         for item in await request.json():
@@ -487,6 +491,7 @@ class SlackSim:
                 Route("/api/{method}", self._dispatch, methods=["GET", "POST"]),
                 Route("/_sim/posts", self._control_posts, methods=["GET"]),
                 Route("/_sim/channels", self._control_channels, methods=["POST"]),
+                Route("/_sim/stats", self._control_stats, methods=["GET"]),
                 WebSocketRoute("/socket-mode", self._socket),
             ]
         )
