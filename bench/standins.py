@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -44,9 +45,12 @@ async def spawn(
     )
 
 
-async def until_answers(url: str, process: asyncio.subprocess.Process, ok: int = 200) -> None:
+async def until_answers(
+    url: str, process: asyncio.subprocess.Process, ok: int = 200, within: float = 30
+) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
-        for _ in range(1200):
+        while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise SystemExit(f"{url}: the process exited with {process.returncode}")
             try:

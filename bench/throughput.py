@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -66,7 +67,7 @@ async def database(kind: str) -> AsyncIterator[str]:
         return
     import asyncpg
 
-    name = f"smsbridge_bench_{int(time.time())}"
+    name = f"smsbridge_bench_{secrets.token_hex(4)}"
 
     async def admin(statement: str) -> None:
         connection = await asyncpg.connect(POSTGRES, timeout=5)
@@ -114,7 +115,8 @@ async def bridge_run(
         )
         bridge = await spawn("run", env=env)
         try:
-            await until_answers(f"http://127.0.0.1:{port}/readyz", bridge)
+            # ready once its first poll has read the whole backlog into the ledger
+            await until_answers(f"http://127.0.0.1:{port}/readyz", bridge, within=count / 100 + 30)
             samples: list[tuple[int, Usage]] = []
 
             async def sample() -> None:  # CPU and memory against progress, every 0.2 s
