@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from throughput import floor_seconds
+
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = HERE.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench/all.py: begin -->", "<!-- bench/all.py: end -->"
@@ -147,10 +149,13 @@ def report(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"{push_command} |"
         )
     [limits] = results["slack_limits"]
+    floor = floor_seconds(limits["sms"], limits["channels"])
+    drains = limits["bridge"]["drain_seconds"]
+    over = {key: drains[key] / floor - 1 for key in ("median", "min", "max")}
     lines.append(
         f"| 200 SMS over 10 channels at Slack's limit (1/s per channel, bursts of 4): drain "
-        f"time over the floor of {limits['floor_seconds']:.0f} s | <= 5% | "
-        f"{from_runs(limits, 'over_floor', scale=100, unit='%', digits=1)}; 429s: "
+        f"time over the floor of {floor:.0f} s (20 SMS and a catch-up notice per channel) | "
+        f"<= 5% | {from_runs({'over': over}, 'over', scale=100, unit='%', digits=1)}; 429s: "
         f"{limits['bridge']['rate_limited']['max']:.0f}, posts before a Retry-After: "
         f"{limits['bridge']['early_posts']['max']:.0f} | "
         f"`.venv/bin/python {' '.join(dict(FULL)['slack_limits'])}` |"
