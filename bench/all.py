@@ -192,7 +192,8 @@ def main() -> None:
     text = BENCHMARKS.read_text()
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    BENCHMARKS.write_text("\n".join([head.rstrip("\n"), "", BEGIN, *report(results), END, tail]))
+    lines = [head.rstrip("\n"), "", BEGIN, *report(results), END, "", tail.lstrip("\n")]
+    BENCHMARKS.write_text("\n".join(lines))
     print(f"wrote {BENCHMARKS.name}")
 
 
