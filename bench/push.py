@@ -25,8 +25,6 @@ import asyncio
 import json
 import os
 import random
-import socket
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -37,43 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from standins import PASSWORD, USERNAME, free_port, spawn, summary, until_answers
 
 TOKEN = "bench-push-token-" + "x" * 24
-USERNAME, PASSWORD = "demo@reseller", "demo password & more"
 LINES = [f"6141100{index:04d}" for index in range(10)]
 CHANNELS = [f"C0BENCH{index}" for index in range(10)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "smsbridge",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-async def until_answers(url: str, process: asyncio.subprocess.Process, ok: int = 200) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            if process.returncode is not None:
-                raise SystemExit(f"{url}: the process exited with {process.returncode}")
-            try:
-                if (await client.get(url)).status_code == ok:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit(f"{url} never answered")
 
 
 @dataclass
@@ -178,15 +144,6 @@ async def rig(push: bool, poll_interval: float) -> AsyncIterator[Rig]:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
 
 
 async def pushed_one_at_a_time(rig: Rig, count: int) -> list[float]:
