@@ -23,19 +23,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import tempfile
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from standins import PASSWORD, USERNAME, free_port, spawn, summary, until_answers
+from standins import (
+    Standins,
+    bridge_env,
+    free_port,
+    spawn,
+    standins,
+    stop,
+    summary,
+    until_answers,
+)
 
 TOKEN = "bench-push-token-" + "x" * 24
 LINES = [f"6141100{index:04d}" for index in range(10)]
@@ -43,25 +50,15 @@ CHANNELS = [f"C0BENCH{index}" for index in range(10)]
 
 
 @dataclass
-class Rig:
+class Rig(Standins):
     """The stand-ins and one bridge, each a process, and clients to drive them."""
 
-    provider_url: str
-    slack_url: str
-    bridge_url: str
-    http: httpx.AsyncClient
-    added: list[str] = field(default_factory=list)
-    seen: int = 0  # SMS posts read from the Slack stand-in so far
+    bridge_url: str = ""
 
     async def add(self, line: str, text: str, sender: str = "61409560857") -> dict[str, Any]:
         """An SMS reaches the gateway (the provider stand-in stamps it now)."""
-        answer = await self.http.post(
-            f"{self.provider_url}/_sim/messages",
-            json={"from": sender, "text": text, "recipient": line},
-        )
-        [record] = answer.json()
-        self.added.append(record["documentId"])
-        return dict(record)
+        [record] = await self.add_many([{"from": sender, "text": text, "recipient": line}])
+        return record
 
     async def push(self, record: dict[str, Any]) -> float:
         """The gateway pushes `record` to the bridge; returns how long the answer took."""
@@ -78,72 +75,26 @@ class Rig:
         answer.raise_for_status()
         return took
 
-    async def next_posts(self, count: int, within: float = 60) -> list[tuple[float, str, str]]:
-        """The next `count` SMS posts, as (time, channel, id), waiting for them."""
-        posts: list[tuple[float, str, str]] = []
-        async with asyncio.timeout(within):
-            while len(posts) < count:
-                answer = await self.http.get(
-                    f"{self.slack_url}/_sim/posts", params={"after": self.seen, "wait": 5}
-                )
-                batch = [(float(at), str(ch), str(ident)) for at, ch, ident in answer.json()]
-                self.seen += len(batch)
-                posts.extend(batch)
-        return posts
-
-    async def exactly_once(self) -> None:
-        answer = await self.http.get(f"{self.slack_url}/_sim/posts", params={"after": 0})
-        posted = Counter(post[2] for post in answer.json())
-        if posted != Counter(self.added):
-            lost = set(self.added) - set(posted)
-            twice = [ident for ident, n in posted.items() if n > 1]
-            raise SystemExit(f"not exactly once: {len(lost)} lost, {len(twice)} posted twice")
-
 
 @asynccontextmanager
 async def rig(push: bool, poll_interval: float) -> AsyncIterator[Rig]:
-    ports = {name: free_port() for name in ("provider", "slack", "bridge")}
-    provider = await spawn("sim", "provider", "--port", str(ports["provider"]))
-    slack = await spawn(
-        "sim", "slack", "--port", str(ports["slack"]), "--post-interval", "1", "--post-burst", "4"
-    )
-    processes = [provider, slack]
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    try:
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
-            await until_answers(f"{urls['slack']}/_sim/posts", slack)
-            await until_answers(f"{urls['provider']}/docs", provider, ok=404)
-            await http.post(
-                f"{urls['slack']}/_sim/channels",
-                json=[{"id": channel, "name": channel.lower()} for channel in CHANNELS],
-            )
-            with tempfile.TemporaryDirectory() as tmp:
-                env = {k: v for k, v in os.environ.items() if not k.startswith("SMSBRIDGE_")}
-                env |= {
-                    "SMSBRIDGE_PROVIDER__URL": urls["provider"],
-                    "SMSBRIDGE_PROVIDER__USERNAME": USERNAME,
-                    "SMSBRIDGE_PROVIDER__PASSWORD": PASSWORD,
-                    "SLACK_BOT_TOKEN": "xoxb-sim-token",
-                    "SLACK_SIGNING_SECRET": "bench",
-                    "SMSBRIDGE_SLACK__API_URL": f"{urls['slack']}/api/",
-                    "SMSBRIDGE_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
-                    "SMSBRIDGE_POLL_INTERVAL": str(poll_interval),
-                    "SMSBRIDGE_ROUTES": json.dumps(dict(zip(LINES, CHANNELS, strict=True))),
-                    "PORT": str(ports["bridge"]),
-                }
-                if push:
-                    env["SMSBRIDGE_PUSH__TOKEN"] = TOKEN
-                bridge = await spawn("run", env=env)
-                processes.append(bridge)
-                await until_answers(f"{urls['bridge']}/readyz", bridge)
-                yield Rig(urls["provider"], urls["slack"], urls["bridge"], http)
+    async with standins(CHANNELS, post_interval=1, post_burst=4) as base:
+        port = free_port()
+        extra = {"SMSBRIDGE_POLL_INTERVAL": str(poll_interval)}
+        if push:
+            extra["SMSBRIDGE_PUSH__TOKEN"] = TOKEN
+        with tempfile.TemporaryDirectory() as tmp:
+            database = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            routes = dict(zip(LINES, CHANNELS, strict=True))
+            bridge = await spawn("run", env=bridge_env(base, database, routes, port, **extra))
+            try:
+                bridge_url = f"http://127.0.0.1:{port}"
+                await until_answers(f"{bridge_url}/readyz", bridge)
+                yield Rig(base.provider_url, base.slack_url, base.http, bridge_url=bridge_url)
                 bridge.terminate()
                 await bridge.wait()
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            finally:
+                await stop(bridge)
 
 
 async def pushed_one_at_a_time(rig: Rig, count: int) -> list[float]:
@@ -238,9 +189,7 @@ async def storm(rig: Rig, count: int, seconds: float = 5.0) -> tuple[list[float]
             {"from": f"614{index:08d}", "text": f"storm {index}", "recipient": LINES[index % 10]}
             for index in range(first, min(count, first + per_tick))
         ]
-        answer = await rig.http.post(f"{rig.provider_url}/_sim/messages", json=batch)
-        for position, record in enumerate(answer.json()):
-            rig.added.append(record["documentId"])
+        for position, record in enumerate(await rig.add_many(batch)):
             pushes.append(asyncio.create_task(push_later(position / per_tick / 10, push, record)))
     answers = await asyncio.gather(*pushes)
     await client.aclose()
