@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from network import unavailable as network_unavailable
 from throughput import floor_seconds
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +44,13 @@ FULL = [
     ),
     ("slack_limits", ["bench/throughput.py", "--sms", "200", "--slack-limit", "--runs", str(RUNS)]),
     ("push", ["bench/push.py"]),
+    ("network", ["bench/network.py", "--runs", str(RUNS)]),
 ]
 QUICK = [
     ("throughput_sqlite", ["bench/throughput.py", "--sms", "300", "--channels", "3"]),
     ("slack_limits", ["bench/throughput.py", "--sms", "24", "--channels", "3", "--slack-limit"]),
     ("push", ["bench/push.py", "--sms", "5", "--polled", "3", "--bursts", "1", "--storm", "20"]),
+    ("network", ["bench/network.py", "--sms", "60", "--naive-sms", "5", "--rtt", "0.02"]),
 ]
 # bench/push.py measures one run per command: it runs this many times, summarised here.
 REPEATED = {"push": RUNS}
@@ -160,6 +163,26 @@ def report(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         f"{limits['bridge']['early_posts']['max']:.0f} | "
         f"`.venv/bin/python {' '.join(dict(FULL)['slack_limits'])}` |"
     )
+    if "network" in results:
+        [network] = results["network"]
+        shown = f"`.venv/bin/python {' '.join(dict(FULL)['network'])}`"
+        rtt = f"{network['rtt_seconds'] * 1000:.0f} ms"
+        bridge, naive = network["bridge"], network["naive"]
+        lines += [
+            f"| Slack over HTTPS {rtt} away: {network['sms']:,} SMS over 10 channels, SMS/s | "
+            f"not divided by the round trip | {from_runs(bridge, 'sms_per_second', digits=1)} | "
+            f"{shown} |",
+            f"| the same: round trips per post (per channel) | about 1 | "
+            f"{from_runs(bridge, 'round_trips_per_post')} | (same run) |",
+            f"| the same: connections to Slack over the drain | reused | "
+            f"{from_runs(bridge, 'slack_connections', digits=0)} | (same run) |",
+            f"| the naive loop over the same link ({network['naive_sms']} SMS): SMS/s; round "
+            f"trips per post; connections | | {from_runs(naive, 'sms_per_second', digits=1)}; "
+            f"{from_runs(naive, 'round_trips_per_post')}; "
+            f"{from_runs(naive, 'slack_connections', digits=0)} | (same run) |",
+            f"| the same: smsbridge / naive | | {from_runs(network, 'ratio_to_naive', unit='x')} "
+            f"| (same run) |",
+        ]
     return lines
 
 
@@ -178,6 +201,9 @@ def main() -> None:
         results = json.loads(RESULTS.read_text())
         plan = []
     for name, arguments in plan:
+        if name == "network" and (reason := network_unavailable()):
+            print(f"{name}: not run: {reason}", flush=True)
+            continue
         times = 1 if args.quick else REPEATED.get(name, 1)
         results[name] = [
             run_one(arguments, timeout=300 if args.quick else 3600) for _ in range(times)

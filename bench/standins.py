@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 from collections import Counter
@@ -32,10 +33,15 @@ def free_port() -> int:
 
 
 async def spawn(
-    *args: str, env: dict[str, str] | None = None, program: Sequence[str] = ("-m", "smsbridge")
+    *args: str,
+    env: dict[str, str] | None = None,
+    program: Sequence[str] = ("-m", "smsbridge"),
+    wrap: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
-    """`smsbridge ARGS` (or another Python program) with its output discarded."""
+    """`smsbridge ARGS` (or another Python program) with its output discarded; `wrap` runs it
+    through another command (`ip netns exec NAME`), which must exec it in its own place."""
     return await asyncio.create_subprocess_exec(
+        *wrap,
         sys.executable,
         *program,
         *args,
@@ -46,10 +52,14 @@ async def spawn(
 
 
 async def until_answers(
-    url: str, process: asyncio.subprocess.Process, ok: int = 200, within: float = 30
+    url: str,
+    process: asyncio.subprocess.Process,
+    ok: int = 200,
+    within: float = 30,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=verify) as client:
         while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise SystemExit(f"{url}: the process exited with {process.returncode}")
@@ -91,6 +101,31 @@ class Usage:
         return cls(cpu, memory["VmRSS"], memory["VmHWM"])
 
 
+@dataclass(frozen=True)
+class SlackPlace:
+    """Where the Slack stand-in runs: on loopback, or (bench/network.py) in a network namespace
+    behind a slow link, serving HTTPS with a certificate of its own."""
+
+    host: str = "127.0.0.1"
+    wrap: tuple[str, ...] = ()  # the command that runs it there
+    cert: str | None = None  # PEM certificate (and CA) for HTTPS; its key beside it
+    key: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.cert else "http"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.cert) if self.cert else True
+
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs to trust the certificate (OpenSSL reads it)."""
+        return {"SSL_CERT_FILE": self.cert} if self.cert else {}
+
+
+LOOPBACK = SlackPlace()
+
+
 @dataclass
 class Standins:
     """The provider and Slack stand-ins, each its own process, and a client to drive them."""
@@ -98,6 +133,7 @@ class Standins:
     provider_url: str
     slack_url: str
     http: httpx.AsyncClient
+    slack_place: SlackPlace = LOOPBACK
     added: list[str] = field(default_factory=list)
     seen: int = 0  # SMS posts read from the Slack stand-in so far
 
@@ -150,32 +186,46 @@ class Standins:
 
 @asynccontextmanager
 async def standins(
-    channels: Sequence[str], *, post_interval: float, post_burst: int, capacity: int = 10_000
+    channels: Sequence[str],
+    *,
+    post_interval: float,
+    post_burst: int,
+    capacity: int = 10_000,
+    slack_place: SlackPlace = LOOPBACK,
 ) -> AsyncIterator[Standins]:
     ports = {name: free_port() for name in ("provider", "slack")}
     provider = await spawn(
         "sim", "provider", "--port", str(ports["provider"]), "--capacity", str(capacity)
     )
+    tls = ["--tls-cert", slack_place.cert, "--tls-key", slack_place.key or ""]
     slack = await spawn(
         "sim",
         "slack",
+        "--host",
+        slack_place.host,
         "--port",
         str(ports["slack"]),
         "--post-interval",
         str(post_interval),
         "--post-burst",
         str(post_burst),
+        *(tls if slack_place.cert else []),
+        wrap=slack_place.wrap,
     )
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    provider_url = f"http://127.0.0.1:{ports['provider']}"
+    slack_url = f"{slack_place.scheme}://{slack_place.host}:{ports['slack']}"
+    verify = slack_place.verify()
     try:
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
-            await until_answers(f"{urls['slack']}/_sim/posts", slack)
-            await until_answers(f"{urls['provider']}/docs", provider, ok=404)
+        async with httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=200), verify=verify
+        ) as http:
+            await until_answers(f"{slack_url}/_sim/posts", slack, verify=verify)
+            await until_answers(f"{provider_url}/docs", provider, ok=404)
             await http.post(
-                f"{urls['slack']}/_sim/channels",
+                f"{slack_url}/_sim/channels",
                 json=[{"id": channel, "name": channel.lower()} for channel in channels],
             )
-            yield Standins(urls["provider"], urls["slack"], http)
+            yield Standins(provider_url, slack_url, http, slack_place)
     finally:
         await stop(provider)
         await stop(slack)
@@ -197,7 +247,7 @@ def bridge_env(
         "SMSBRIDGE_ROUTES": json.dumps(routes),
         "PORT": str(port),
     }
-    return env | extra
+    return env | rig.slack_place.client_env() | extra
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import statistics
 import tempfile
@@ -29,7 +30,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from standins import Standins, Usage, bridge_env, free_port, spawn, standins, stop, until_answers
+from standins import (
+    LOOPBACK,
+    SlackPlace,
+    Standins,
+    Usage,
+    bridge_env,
+    free_port,
+    spawn,
+    standins,
+    stop,
+    until_answers,
+)
 
 from smsbridge.pipeline.delivery import CATCH_UP_NOTICE_AT
 
@@ -92,7 +104,11 @@ async def drained(rig: Standins, count: int, within: float) -> tuple[float, floa
 
 
 async def bridge_run(
-    count: int, channel_count: int, kind: str, slack_limit: bool = False
+    count: int,
+    channel_count: int,
+    kind: str,
+    slack_limit: bool = False,
+    slack_place: SlackPlace = LOOPBACK,
 ) -> dict[str, Any]:
     names, routes = channels(channel_count)
     records, since = backlog(count, routes)
@@ -101,10 +117,16 @@ async def bridge_run(
     interval, burst = (1.0, 4) if slack_limit else (0.0, 1)
     pacing = {} if slack_limit else {"SMSBRIDGE_SLACK__POST_INTERVAL": "0"}
     async with (
-        standins(names, post_interval=interval, post_burst=burst, capacity=count + 10) as rig,
+        standins(
+            names,
+            post_interval=interval,
+            post_burst=burst,
+            capacity=count + 10,
+            slack_place=slack_place,
+        ) as rig,
         database(kind) as url,
     ):
-        start_up = await started(rig, kind, routes)
+        start_up = await started(rig, kind, routes) if slack_place is LOOPBACK else None
         await rig.add_many(records)
         port = free_port()
         env = bridge_env(
@@ -144,10 +166,10 @@ async def bridge_run(
         "cpu_ms_per_sms": 1000 * (end.cpu_seconds - begun[1].cpu_seconds) / (count - begun[0]),
         "peak_rss_mib": end.peak_rss_mib,
         "rss_growth_mib": max(settled) - min(settled),
-        "start_up_seconds": start_up,
         "rate_limited": stats["rate_limited"],  # posts Slack answered 429
         "early_posts": stats["early_posts"],  # posts before a Retry-After had passed
-    }
+        "slack_connections": stats["connections"],  # connections its Web API calls came over
+    } | ({} if start_up is None else {"start_up_seconds": start_up})
 
 
 async def started(rig: Standins, kind: str, routes: dict[str, str]) -> float:
@@ -165,10 +187,14 @@ async def started(rig: Standins, kind: str, routes: dict[str, str]) -> float:
             await bridge.wait()
 
 
-async def naive_run(count: int, channel_count: int) -> dict[str, Any]:
+async def naive_run(
+    count: int, channel_count: int, slack_place: SlackPlace = LOOPBACK
+) -> dict[str, Any]:
     names, routes = channels(channel_count)
     records, since = backlog(count, routes)
-    async with standins(names, post_interval=0, post_burst=1, capacity=count + 10) as rig:
+    async with standins(
+        names, post_interval=0, post_burst=1, capacity=count + 10, slack_place=slack_place
+    ) as rig:
         await rig.add_many(records)
         with tempfile.TemporaryDirectory() as tmp:
             naive = await spawn(
@@ -178,14 +204,20 @@ async def naive_run(count: int, channel_count: int) -> dict[str, Any]:
                 json.dumps(routes),
                 str(since),
                 program=(str(NAIVE),),
+                env=os.environ | slack_place.client_env(),
             )
             try:
-                first, last = await drained(rig, count, within=count / 20 + 60)
+                first, last = await drained(rig, count, within=count / 2 + 60)
                 await naive.wait()
             finally:
                 await stop(naive)
         await rig.exactly_once()
-    return {"sms_per_second": (count - 1) / (last - first), "drain_seconds": last - first}
+        stats = (await rig.http.get(f"{rig.slack_url}/_sim/stats")).json()
+    return {
+        "sms_per_second": (count - 1) / (last - first),
+        "drain_seconds": last - first,
+        "slack_connections": stats["connections"],
+    }
 
 
 def floor_seconds(count: int, channel_count: int, burst: int = 4) -> float:

@@ -85,6 +85,8 @@ class SlackSim:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
     _retry_until: dict[str, float] = field(default_factory=dict)  # channel -> end of Retry-After
     early_posts: int = 0  # posts that came before the Retry-After we sent had passed
+    # the connections API calls came over (client address and port), to show reuse
+    connections: set[tuple[str, int]] = field(default_factory=set)
     sms_posts: list[tuple[float, str, str]] = field(default_factory=list)  # at, channel, id
     _posted: asyncio.Event = field(default_factory=asyncio.Event)
     _called: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,6 +220,8 @@ class SlackSim:
                 args.update(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         channel = args.get("channel")
         now = self.clock()
+        if request.client is not None:
+            self.connections.add((request.client.host, request.client.port))
         headers: dict[str, str] = {}
         body: dict[str, Any] | RawBody
         if method == "apps.connections.open":
@@ -476,8 +480,16 @@ class SlackSim:
         return JSONResponse(self.sms_posts[after : after + 10_000])
 
     async def _control_stats(self, _: Request) -> Response:
-        """Posts answered 429, and posts that came before the Retry-After we sent had passed."""
-        return JSONResponse({"rate_limited": self.answered(429), "early_posts": self.early_posts})
+        """Posts answered 429, posts that came before the Retry-After we sent had passed, and
+        how many connections the Web API calls came over."""
+        return JSONResponse(
+            {
+                "rate_limited": self.answered(429),
+                "early_posts": self.early_posts,
+                "connections": len(self.connections),
+                "calls": len(self.calls),
+            }
+        )
 
     async def _control_channels(self, request: Request) -> Response:
         """Add channels the bot is a member of: [{"id": "C0…", "name": "…"}]."""
