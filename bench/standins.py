@@ -197,7 +197,7 @@ async def standins(
     provider = await spawn(
         "sim", "provider", "--port", str(ports["provider"]), "--capacity", str(capacity)
     )
-    tls = ["--tls-cert", slack_place.cert, "--tls-key", slack_place.key or ""]
+    tls = ["--tls-cert", slack_place.cert or "", "--tls-key", slack_place.key or ""]
     slack = await spawn(
         "sim",
         "slack",
