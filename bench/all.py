@@ -45,12 +45,14 @@ FULL = [
     ("slack_limits", ["bench/throughput.py", "--sms", "200", "--slack-limit", "--runs", str(RUNS)]),
     ("push", ["bench/push.py"]),
     ("network", ["bench/network.py", "--runs", str(RUNS)]),
+    ("slash", ["bench/slash.py", "--runs", str(RUNS)]),
 ]
 QUICK = [
     ("throughput_sqlite", ["bench/throughput.py", "--sms", "300", "--channels", "3"]),
     ("slack_limits", ["bench/throughput.py", "--sms", "24", "--channels", "3", "--slack-limit"]),
     ("push", ["bench/push.py", "--sms", "5", "--polled", "3", "--bursts", "1", "--storm", "20"]),
     ("network", ["bench/network.py", "--sms", "60", "--naive-sms", "5", "--rtt", "0.02"]),
+    ("slash", ["bench/slash.py", "--sms", "300", "--history", "150"]),
 ]
 # bench/push.py measures one run per command: it runs this many times, summarised here.
 REPEATED = {"push": RUNS}
@@ -163,6 +165,16 @@ def report(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         f"{limits['bridge']['early_posts']['max']:.0f} | "
         f"`.venv/bin/python {' '.join(dict(FULL)['slack_limits'])}` |"
     )
+    [slash] = results["slash"]
+    shown = f"`.venv/bin/python {' '.join(dict(FULL)['slash'])}`"
+    lines += [
+        f"| `/sms status` every 50 ms during a drain of {slash['sms']:,} SMS: acknowledged, "
+        f"p99 | <= 50 ms | {from_runs(slash['during_drain'], 'ack_p99_s', scale=1000, unit=' ms')}"
+        f" | {shown} |",
+        f"| `/sms history 1h limit 100` over {slash['history_sms']:,} SMS: command to answer, "
+        f"slowest of 5 | <= 1 s | {from_runs(slash['history'], 'history_max_s', unit=' s')} | "
+        "(same run) |",
+    ]
     if "network" in results:
         [network] = results["network"]
         shown = f"`.venv/bin/python {' '.join(dict(FULL)['network'])}`"

@@ -25,7 +25,7 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from standins import (
 from smsbridge.pipeline.delivery import CATCH_UP_NOTICE_AT
 
 NAIVE = Path(__file__).resolve().with_name("naive.py")
+# beside a drain: (stand-ins, the bridge's URL, set when the drain is over) -> its figures
+Alongside = Callable[[Standins, str, asyncio.Event], Coroutine[Any, Any, dict[str, Any]]]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PER_SECOND = 40  # SMS per gateway second in the backlog: pages of 100 always move on
 
@@ -109,7 +111,10 @@ async def bridge_run(
     kind: str,
     slack_limit: bool = False,
     slack_place: SlackPlace = LOOPBACK,
+    alongside: Alongside | None = None,
 ) -> dict[str, Any]:
+    """One drain of `count` SMS. `alongside` (bench/slash.py) runs beside it, from the bridge's
+    first answer on, and is told when the drain is over; its figures join the run's."""
     names, routes = channels(channel_count)
     records, since = backlog(count, routes)
     # Slack's limit: one post per second per channel, bursts of 4, on both sides (the bridge's
@@ -149,9 +154,14 @@ async def bridge_run(
                     await asyncio.sleep(0.2)
 
             sampler = asyncio.create_task(sample())
+            over = asyncio.Event()
+            side = alongside(rig, f"http://127.0.0.1:{port}", over) if alongside else None
+            beside = asyncio.create_task(side) if side else None
             first, last = await drained(rig, count, within=count / 50 + 60)
             sampler.cancel()
             end = Usage.of(bridge.pid)
+            over.set()
+            extra = await beside if beside else {}
             await rig.exactly_once()
             stats = (await rig.http.get(f"{rig.slack_url}/_sim/stats")).json()
         finally:
@@ -160,16 +170,20 @@ async def bridge_run(
     begun = next(((seen, usage) for seen, usage in samples if seen > 0), samples[-1])
     # memory after the first tenth, for whether it stays flat as the ledger grows
     settled = [usage.rss_mib for seen, usage in samples if seen >= count // 10] or [end.rss_mib]
-    return {
-        "sms_per_second": (count - 1) / (last - first),
-        "drain_seconds": last - first,
-        "cpu_ms_per_sms": 1000 * (end.cpu_seconds - begun[1].cpu_seconds) / (count - begun[0]),
-        "peak_rss_mib": end.peak_rss_mib,
-        "rss_growth_mib": max(settled) - min(settled),
-        "rate_limited": stats["rate_limited"],  # posts Slack answered 429
-        "early_posts": stats["early_posts"],  # posts before a Retry-After had passed
-        "slack_connections": stats["connections"],  # connections its Web API calls came over
-    } | ({} if start_up is None else {"start_up_seconds": start_up})
+    return (
+        {
+            "sms_per_second": (count - 1) / (last - first),
+            "drain_seconds": last - first,
+            "cpu_ms_per_sms": 1000 * (end.cpu_seconds - begun[1].cpu_seconds) / (count - begun[0]),
+            "peak_rss_mib": end.peak_rss_mib,
+            "rss_growth_mib": max(settled) - min(settled),
+            "rate_limited": stats["rate_limited"],  # posts Slack answered 429
+            "early_posts": stats["early_posts"],  # posts before a Retry-After had passed
+            "slack_connections": stats["connections"],  # connections its Web API calls came over
+        }
+        | ({} if start_up is None else {"start_up_seconds": start_up})
+        | extra
+    )
 
 
 async def started(rig: Standins, kind: str, routes: dict[str, str]) -> float:

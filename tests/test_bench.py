@@ -25,7 +25,7 @@ def test_every_benchmark_runs_and_posts_every_sms_exactly_once() -> None:
     ran = [line.split(":", 1)[0] for line in done.stdout.splitlines()]
     # the network benchmark needs a network namespace and TUN devices: root, as on CI
     network = os.geteuid() == 0 and Path("/dev/net/tun").exists() and shutil.which("ip")
-    assert ran == ["throughput_sqlite", "slack_limits", "push", "network"]
+    assert ran == ["throughput_sqlite", "slack_limits", "push", "network", "slash"]
     for line in done.stdout.splitlines():
         if line.startswith("network: not run") and not network:
             continue

@@ -85,6 +85,9 @@ class SlackSim:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
     _retry_until: dict[str, float] = field(default_factory=dict)  # channel -> end of Retry-After
     early_posts: int = 0  # posts that came before the Retry-After we sent had passed
+    # answers the bridge sent to a slash command's response_url (`/_sim/respond`): (time, body)
+    responses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    _responded: asyncio.Event = field(default_factory=asyncio.Event)
     # the connections API calls came over (client address and port), to show reuse
     connections: set[tuple[str, int]] = field(default_factory=set)
     sms_posts: list[tuple[float, str, str]] = field(default_factory=list)  # at, channel, id
@@ -491,6 +494,24 @@ class SlackSim:
             }
         )
 
+    async def _respond(self, request: Request) -> Response:
+        """Where a slash command's `response_url` points: Slack shows the answer to its user."""
+        self.responses.append((self.clock(), await request.json()))
+        self._responded.set()
+        return Response("ok")
+
+    async def _control_responses(self, request: Request) -> Response:
+        """Answers received at `/_sim/respond` from the `after`-th on, as [time, body]; waits up
+        to `wait` seconds (at most 10) for one more when there is none yet."""
+        after = int(request.query_params.get("after", "0"))
+        wait = min(10.0, float(request.query_params.get("wait", "0")))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while len(self.responses) <= after:
+                    self._responded.clear()
+                    await self._responded.wait()
+        return JSONResponse(self.responses[after : after + 1000])
+
     async def _control_channels(self, request: Request) -> Response:
         """Add channels the bot is a member of: [{"id": "C0…", "name": "…"}]."""
         for item in await request.json():
@@ -504,6 +525,8 @@ class SlackSim:
                 Route("/_sim/posts", self._control_posts, methods=["GET"]),
                 Route("/_sim/channels", self._control_channels, methods=["POST"]),
                 Route("/_sim/stats", self._control_stats, methods=["GET"]),
+                Route("/_sim/respond", self._respond, methods=["POST"]),
+                Route("/_sim/responses", self._control_responses, methods=["GET"]),
                 WebSocketRoute("/socket-mode", self._socket),
             ]
         )
