@@ -43,6 +43,7 @@ FULL = [
         ["bench/throughput.py", "--sms", "20000", "--runs", str(RUNS), "--database", "postgres"],
     ),
     ("slack_limits", ["bench/throughput.py", "--sms", "200", "--slack-limit", "--runs", str(RUNS)]),
+    ("memory", ["bench/throughput.py", "--sms", "100000", "--no-naive"]),
     ("push", ["bench/push.py"]),
     ("network", ["bench/network.py", "--runs", str(RUNS)]),
     ("slash", ["bench/slash.py", "--runs", str(RUNS)]),
@@ -137,6 +138,13 @@ def report(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"| {kind}: start-up to /readyz 200 (new database, empty gateway) | <= 1.5 s | "
             f"{from_runs(bridge, 'start_up_seconds', unit=' s')} | (same run) |",
         ]
+    [memory] = results["memory"]
+    lines.append(
+        f"| sqlite: {memory['sms']:,} SMS: RSS growth after the first tenth; peak RSS | <= 10 MB "
+        f"| {from_runs(memory['bridge'], 'rss_growth_mib', unit=' MiB', digits=1)}; "
+        f"{from_runs(memory['bridge'], 'peak_rss_mib', unit=' MiB', digits=0)} | "
+        f"`.venv/bin/python {' '.join(dict(FULL)['memory'])}` |"
+    )
     push = results["push"]
     push_command = "`.venv/bin/python bench/push.py`"
     for key, quantile, name, goal in (
@@ -224,7 +232,8 @@ def main() -> None:
         if not args.quick:  # kept as it goes: a failure later loses no figures
             RESULTS.write_text(json.dumps(results, indent=1))
     if args.quick:
-        results["throughput_postgres"] = results["throughput_sqlite"]  # the shape, for the report
+        # the shape, for the report
+        results["throughput_postgres"] = results["memory"] = results["throughput_sqlite"]
         report(results)  # the report can be built from what ran (it is not written)
         return
     text = BENCHMARKS.read_text()
