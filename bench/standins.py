@@ -134,6 +134,7 @@ class Standins:
     slack_url: str
     http: httpx.AsyncClient
     slack_place: SlackPlace = LOOPBACK
+    slack_pid: int = 0  # the Slack stand-in's process, for its CPU time
     added: list[str] = field(default_factory=list)
     seen: int = 0  # SMS posts read from the Slack stand-in so far
 
@@ -225,7 +226,7 @@ async def standins(
                 f"{slack_url}/_sim/channels",
                 json=[{"id": channel, "name": channel.lower()} for channel in channels],
             )
-            yield Standins(provider_url, slack_url, http, slack_place)
+            yield Standins(provider_url, slack_url, http, slack_place, slack.pid)
     finally:
         await stop(provider)
         await stop(slack)

@@ -148,9 +148,12 @@ async def bridge_run(
             await until_answers(f"http://127.0.0.1:{port}/readyz", bridge, within=count / 100 + 30)
             samples: list[tuple[int, Usage]] = []
 
+            slack_samples: list[tuple[int, Usage]] = []
+
             async def sample() -> None:  # CPU and memory against progress, every 0.2 s
                 while True:
                     samples.append((rig.seen, Usage.of(bridge.pid)))
+                    slack_samples.append((rig.seen, Usage.of(rig.slack_pid)))
                     await asyncio.sleep(0.2)
 
             sampler = asyncio.create_task(sample())
@@ -159,7 +162,7 @@ async def bridge_run(
             beside = asyncio.create_task(side) if side else None
             first, last = await drained(rig, count, within=count / 50 + 60)
             sampler.cancel()
-            end = Usage.of(bridge.pid)
+            end, slack_end = Usage.of(bridge.pid), Usage.of(rig.slack_pid)
             over.set()
             extra = await beside if beside else {}
             await rig.exactly_once()
@@ -168,6 +171,7 @@ async def bridge_run(
             await stop(bridge)
     # CPU from the first sample with posts under way, so start-up is not charged to the drain
     begun = next(((seen, usage) for seen, usage in samples if seen > 0), samples[-1])
+    slack_begun = next(((seen, usage) for seen, usage in slack_samples if seen > 0), samples[-1])
     # memory after the first tenth, for whether it stays flat as the ledger grows
     settled = [usage.rss_mib for seen, usage in samples if seen >= count // 10] or [end.rss_mib]
     return (
@@ -175,6 +179,10 @@ async def bridge_run(
             "sms_per_second": (count - 1) / (last - first),
             "drain_seconds": last - first,
             "cpu_ms_per_sms": 1000 * (end.cpu_seconds - begun[1].cpu_seconds) / (count - begun[0]),
+            # the Slack stand-in's share of the same machine: what it costs to take each post
+            "slack_standin_cpu_ms_per_sms": 1000
+            * (slack_end.cpu_seconds - slack_begun[1].cpu_seconds)
+            / (count - slack_begun[0]),
             "peak_rss_mib": end.peak_rss_mib,
             "rss_growth_mib": max(settled) - min(settled),
             "rate_limited": stats["rate_limited"],  # posts Slack answered 429
