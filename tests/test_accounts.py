@@ -98,6 +98,8 @@ def entry(**fields: Any) -> dict[str, Any]:
         ([entry(routes={"sales": "C0A"})], "not a phone number"),
         ([entry(routes={"*": "general"})], "not a Slack channel ID"),
         ([entry(colour=1)], "Extra inputs"),
+        ([entry(name="field ops!")], "it labels metrics"),
+        ([entry(name="ops"), entry(username="b@r", name="ops")], "the same name"),
     ],
 )
 def test_invalid_accounts_are_refused_with_the_reason(

@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 
 from smsbridge.ratelimit import RateLimiter
 from smsbridge.slash.arguments import (
+    CONTACT_USAGE,
+    ContactArgs,
     HelpArgs,
     HistoryArgs,
     SendArgs,
+    SendToNameArgs,
     StatusArgs,
     parse_command,
     resolve_since,
@@ -61,7 +64,9 @@ def test_parse(text: str, parsed: object) -> None:
         ("fetch 0409 hi", "I don't know `fetch`"),
         ("send", "/sms send <number> <text>"),
         ("send 0409560857", "/sms send <number> <text>"),
-        ("send nobody hello", "is not a phone number"),
+        ("send 0409 hello", "is not a possible phone number"),
+        ("contact add 0409560857", "/sms contact add <number> <name>"),
+        ("contact list everything", "/sms contact add <number> <name>"),
     ],
 )
 def test_parse_problems_become_help_with_the_reason(text: str, problem: str) -> None:
@@ -156,3 +161,22 @@ def test_send_keeps_the_text_as_typed_and_reads_the_numbers() -> None:
     )
     chosen = parse_command("send +61409560857 from 0411001001 hi", "AU")
     assert chosen == SendArgs(number="61409560857", line="61411001001", text="hi")
+
+
+def test_send_to_a_word_is_a_name_for_the_contact_book() -> None:
+    parsed = parse_command("send Jane Doe from 0411001001 Your  parcel", "AU")
+    assert parsed == SendToNameArgs("Jane Doe from 0411001001 Your  parcel")
+
+
+def test_contact_commands_read_the_number_and_the_whole_name() -> None:
+    # the number is one word, as in /sms send: a spaced number is a short one and a name
+    assert parse_command("contact add 0409 560 857 x", "AU") == HelpArgs(
+        "'0409' is not a possible phone number. " + CONTACT_USAGE
+    )
+    assert parse_command("contact add 0409560857 Jane   van Doe", "AU") == ContactArgs(
+        "add", "61409560857", "Jane van Doe"
+    )
+    assert parse_command("contact remove +61409560857", "AU") == ContactArgs(
+        "remove", "61409560857"
+    )
+    assert parse_command("contacts list", "AU") == ContactArgs("list")

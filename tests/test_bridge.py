@@ -25,6 +25,7 @@ from conftest import (
 )
 from smsbridge.config import ProviderSettings, SlackSettings
 from smsbridge.errors import SlackAuthError
+from smsbridge.privacy import mask_number
 from smsbridge.sim.provider import Fault
 
 ALICE, BOB = "61409560857", "61412345678"
@@ -123,7 +124,7 @@ async def test_unrouted_sms_are_kept_counted_and_logged_once_per_line(
     assert [r for r in caplog.records if "match no route" in r.getMessage()] == []
 
 
-async def test_unrouted_first_time_is_logged_with_the_fix(
+async def test_unrouted_first_time_is_logged_with_the_fix_and_the_line_masked(
     served: Served,
     make_harness: MakeHarness,
     caplog: pytest.LogCaptureFixture,
@@ -135,7 +136,10 @@ async def test_unrouted_first_time_is_logged_with_the_fix(
         await harness.cycle()
     lines = [r.getMessage() for r in caplog.records if "match no route" in r.getMessage()]
     assert len(lines) == 1
-    assert f'Add "{OTHER_LINE}"' in lines[0]
+    assert "Add that line" in lines[0]
+    assert "SMSBRIDGE_ROUTES" in lines[0]
+    assert mask_number(OTHER_LINE) in lines[0]
+    assert OTHER_LINE not in lines[0]
 
 
 @pytest.mark.parametrize("inclusive", [True, False], ids=["since-inclusive", "since-exclusive"])

@@ -12,9 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import OPS, USERNAME, FakeClock, MakeHarness, Served
 from processes import bridge_env, finish, smsbridge, wait_ready
+from smsbridge.privacy import account_label
 from smsbridge.sim.provider import Account, Fault
 
 ALICE = "61409560857"
+LABEL = account_label(USERNAME, None)  # what metrics call the account without a name
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -26,7 +28,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_path: Path) -> None:
-    env = bridge_env(served, tmp_path)
+    env = bridge_env(served, tmp_path, SMSBRIDGE_PROVIDER__NAME="field-ops")
     process = await smsbridge("run", "--log-format", "json", env=env)
     await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
     served.provider.add(ALICE, "measure me")
@@ -34,14 +36,17 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
     await asyncio.wait_for(served.slack.wait_for_sms(2), 30)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
         for _ in range(200):  # until the confirms are counted
-            metrics = samples((await client.get("/metrics")).text)
-            if metrics.get(("smsbridge_messages_bridged_total", (("account", USERNAME),))) == 2:
+            exposition = (await client.get("/metrics")).text
+            metrics = samples(exposition)
+            if metrics.get(("smsbridge_messages_bridged_total", (("account", "field-ops"),))) == 2:
                 break
             await asyncio.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     code, _, err = await finish(process)
     assert code == 0, err
-    account = (("account", USERNAME),)
+    account = (("account", "field-ops"),)  # the name the operator chose, not the login
+    assert USERNAME not in exposition
+    assert ALICE not in exposition
     assert metrics[("smsbridge_messages_bridged_total", account)] == 2
     assert metrics[("smsbridge_polls_total", account)] >= 1
     assert metrics[("smsbridge_delivery_lag_seconds_count", account)] == 2
@@ -52,6 +57,8 @@ async def test_metrics_and_json_logs_of_a_running_bridge(served: Served, tmp_pat
     assert {"pages", "fetched", "new", "unrouted", "cursor", "account"} <= cycles[0].keys()
     assert sum(line["new"] for line in cycles) == 2
     assert all(line["level"] in ("info", "warning", "error") for line in lines)
+    assert ALICE not in err
+    assert "measure me" not in err
 
 
 async def test_errors_are_counted_by_cause(served: Served, make_harness: MakeHarness) -> None:
@@ -71,8 +78,6 @@ async def test_errors_are_counted_by_cause(served: Served, make_harness: MakeHar
     await harness.cycle()
     values = samples(metrics.exposition().decode())
     for cause in ("transient", "malformed", "rejected"):
-        assert (
-            values[("smsbridge_poll_errors_total", (("account", USERNAME), ("cause", cause)))] == 1
-        )
+        assert values[("smsbridge_poll_errors_total", (("account", LABEL), ("cause", cause)))] == 1
     assert values[("smsbridge_slack_rate_limited_total", (("channel", OPS),))] == 1
-    assert values[("smsbridge_messages_bridged_total", (("account", USERNAME),))] == 1
+    assert values[("smsbridge_messages_bridged_total", (("account", LABEL),))] == 1

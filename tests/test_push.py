@@ -22,6 +22,7 @@ from conftest import (
     running_service,
 )
 from processes import TcpProxy, free_port
+from smsbridge.privacy import account_label
 
 TOKEN = "p" * 40
 CUSTOMER = "61409560857"
@@ -170,7 +171,8 @@ async def test_status_tells_pushed_from_polled_only(served: Served, running: Any
     assert "Pushed today: 1 · found only by polling: 1 (pushes are being lost upstream)" in text
     assert "pushes refused since start: 0 · polling every 30s" in text
     metrics = service.bridge.metrics.exposition().decode()
-    assert f'smsbridge_polled_only_total{{account="{USERNAME}"}} 1.0' in metrics
+    label = account_label(USERNAME, None)
+    assert f'smsbridge_polled_only_total{{account="{label}"}} 1.0' in metrics
 
 
 @pytest.mark.postgres

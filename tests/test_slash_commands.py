@@ -554,3 +554,69 @@ async def test_a_reply_in_a_thread_started_with_sms_send_goes_to_the_same_number
         ALICE,
         "It closes at 5",
     )
+
+
+async def test_contacts_added_listed_shown_by_name_and_removed_from_slack(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side()
+    assert "Added" in await side.ask("contact add 0409560857 Jane Doe")
+    assert "Updated" in await side.ask("contact add +61409560857 Jane  Doe")
+    assert "Added" in await side.ask("contact add 0412345678 <!channel> Bob")
+    listed = await side.ask("contact list")
+    assert "Jane Doe (+61 409 560 857)" in listed
+    assert "&lt;!channel&gt; Bob (+61 412 345 678)" in listed  # a name pings nobody
+    assert "<!channel>" not in listed
+    served.provider.add(ALICE, "hello from jane", timestamp=at(60))
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 15)
+    [post] = served.slack.top_level(OPS)
+    assert "*Jane Doe (+61 409 560 857)*" in post["blocks"][0]["elements"][0]["text"]
+    assert "Jane Doe (+61 409 560 857)" in await side.ask("history 1h")
+    assert "Removed Jane Doe (+61 409 560 857)" in await side.ask("contact remove 0409560857")
+    assert "No contact has the number" in await side.ask("contact remove 0409560857")
+    assert "Jane" not in await side.ask("contact list")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("contact", "/sms contact add <number> <name>"),
+        ("contact add 0409560857", "/sms contact add <number> <name>"),
+        ("contact add nonsense Jane", "is not a phone number"),
+        ("contact add 0409560857 " + "x" * 101, "longer than 100 characters"),
+        ("contact remove", "/sms contact add <number> <name>"),
+    ],
+)
+async def test_contact_commands_explain_bad_input(slack_side: Any, text: str, words: str) -> None:
+    side = await slack_side()
+    assert words in await side.ask(text)
+
+
+async def test_contact_commands_follow_the_history_access_rule(slack_side: Any) -> None:
+    side = await slack_side()
+    answer = await side.ask("contact list", channel="C0ELSEWHERE", user="U0OUTSIDER")
+    assert "answers only in channels that receive SMS" in answer
+
+
+async def test_sms_send_to_a_contact_by_name_and_ambiguous_names_are_listed(
+    served: Served, slack_side: Any
+) -> None:
+    side = await slack_side(routes={OPS_LINE: {"channel": OPS, "replies": True}, "*": INBOX})
+    await side.ask("contact add 0409560857 Jane Doe", channel=OPS)
+    await side.ask("contact add 0412345678 Jane Roe", channel=OPS)
+    await side.ask("contact add 0412345679 Jane Roe", channel=OPS)
+    answer = await side.ask("send jane doe Your parcel is at the front desk", channel=OPS)
+    assert "Queued" in answer
+    await asyncio.wait_for(served.provider.wait_for_sent(1), 15)
+    [sent] = served.provider.sent
+    assert (sent.recipient, sent.text) == (ALICE, "Your parcel is at the front desk")
+    [parent] = served.slack.top_level(OPS)
+    assert "SMS to Jane Doe (+61 409 560 857)" in parent["text"]
+    ambiguous = await side.ask("send Jane Roe hello", channel=OPS)
+    assert "2 contacts are named Jane Roe" in ambiguous
+    assert "+61 412 345 678" in ambiguous
+    assert "+61 412 345 679" in ambiguous
+    unknown = await side.ask("send Jane hello", channel=OPS)
+    assert "no contact has that name" in unknown
+    assert "Jane Doe (+61 409 560 857)" in unknown
+    assert len(served.provider.sent) == 1

@@ -24,6 +24,7 @@ from conftest import (
     running_service,
 )
 from processes import free_port
+from smsbridge.privacy import account_label
 from smsbridge.service import Service
 
 SECRET = "test-signing-secret"
@@ -100,7 +101,8 @@ async def test_a_thread_reply_goes_out_once_however_often_slack_delivers_it(
     assert reacted.count("reactions.remove") == 1
     assert side.service.bridge is not None
     metrics = side.service.bridge.metrics.exposition().decode()
-    assert f'smsbridge_outbound_sms_total{{account="{USERNAME}",outcome="sent"}} 1.0' in metrics
+    label = account_label(USERNAME, None)
+    assert f'smsbridge_outbound_sms_total{{account="{label}",outcome="sent"}} 1.0' in metrics
     [status] = await side.service.bridge.status()
     assert status.outbound["sent"] == 1
 

@@ -101,7 +101,7 @@ class Bridge:
             await self.store.wakeups.notify(OUTBOUND, account)  # else the one that does
 
         async def refused(account: str, channel: str, ts: str, thread_ts: str, reason: str) -> None:
-            self.metrics.outbound.labels(account, "refused").inc()
+            self.metrics.outbound.labels(self.metrics.account(account), "refused").inc()
             await not_sent(self.poster, channel, ts, thread_ts, reason)
 
         self.replies = ReplyIntake(
@@ -134,7 +134,7 @@ class Bridge:
         lane = self._lane_for(sms.recipient)
         channel = lane.account.channel_for(sms.recipient)
         new = await self.intake.store(lane.account.name, sms, channel)
-        self.metrics.pushes.labels(lane.account.name, "new" if new else "known").inc()
+        self.metrics.pushes.labels(lane.account.label, "new" if new else "known").inc()
         if new:
             log.info("SMS %s pushed by the gateway", sms.document_id, extra={"path": "push"})
             lane.poller.push_arrived()
@@ -210,12 +210,14 @@ class Bridge:
         """`clock`: the pollers' clock (backoff, readiness, the present); tests pass their own."""
         store = Store.open(settings.database_url)
         store.ledger.match_twins = settings.push.token is not None
+        store.ledger.drop_posted_text = settings.drop_posted_text
+        store.outbox.drop_sent_text = settings.drop_posted_text
         slack = make_client(
             settings.slack.bot_token.get_secret_value(),
             settings.slack.api_url,
             settings.slack.timeout,
         )
-        metrics = Metrics()
+        metrics = Metrics({a.name: a.label for a in settings.provider_accounts})
         # One poster for all accounts: two accounts routed to one channel share its pace.
         poster = SlackPoster(
             slack,
@@ -256,22 +258,25 @@ class Bridge:
         for lane in self.lanes:
             if not lane.keeper.held:
                 continue
+            before = time.time() - days * 86400
             try:
-                removed, idle = await self.store.ledger.prune(
-                    lane.account.name, time.time() - days * 86400
-                )
+                removed, idle = await self.store.ledger.prune(lane.account.name, before)
+                sent = await self.store.outbox.prune(lane.account.name, before)
             except Exception as error:  # retried at the next run of the job
                 log.warning("retention failed: %s", error, extra={"cause": "database"})
                 continue
-            if removed or idle:
+            if removed or idle or sent:
                 log.info(
-                    "retention: forgot %d SMS and %d idle threads older than %d days",
+                    "retention: forgot %d SMS received, %d SMS sent and %d idle threads older "
+                    "than %d days",
                     removed,
+                    sent,
                     idle,
                     days,
                     extra={
-                        "account": lane.account.name,
+                        "account": lane.account.label,
                         "pruned_sms": removed,
+                        "pruned_sent": sent,
                         "pruned_threads": idle,
                     },
                 )

@@ -24,7 +24,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 sim_app = typer.Typer(help="Stand-ins for local work.", no_args_is_help=True)
+contacts_app = typer.Typer(help="The contact book: names for numbers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(contacts_app, name="contacts")
 app.add_typer(sim_app, name="sim")
 
 err = Console(stderr=True)
@@ -73,9 +75,9 @@ def run(
 
         console = Console(stderr=True)
         progress = TerminalProgress(console)
-        setup_logging(console=console)
+        setup_logging(console=console, personal_data=settings.log_personal_data)
     else:
-        setup_logging(log_format=log_format.value)
+        setup_logging(log_format=log_format.value, personal_data=settings.log_personal_data)
     import uvloop
 
     # What start-up built (modules, classes, settings) lives as long as the process: frozen, the
@@ -210,6 +212,49 @@ def replay(
     print(f"{queued} SMS queued; the running bridge posts them within one poll interval.")
     if left:
         print(f'{left} SMS still match no route: add their numbers (or "*") to SMSBRIDGE_ROUTES.')
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="A CSV file (header number,name[,note]) or vCard.")],
+    account: Annotated[
+        str | None,
+        typer.Option(help="The account's username or name (needed with several accounts)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add or update contacts from a file; run it again after editing the file.
+
+    Reports what it added, changed and could not read (with line numbers); exits 1 when some
+    lines could not be read, 2 when the file could not be read at all.
+    """
+    from smsbridge.people import import_contacts
+
+    settings = _settings(config)
+    code, lines = asyncio.run(import_contacts(settings, file, account))
+    _print_lines(code, lines)
+
+
+@app.command()
+def forget(
+    number: Annotated[str, typer.Argument(help="The person's number, as people write it.")],
+    opt_out_too: Annotated[
+        bool, typer.Option(help="Remove their opt-out (STOP) as well: SMS may reach them again.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Erase a person's data from the database (an erasure request). Not from Slack."""
+    from smsbridge.people import forget as forget_number
+
+    settings = _settings(config)
+    code, lines = asyncio.run(forget_number(settings, number, opt_out_too))
+    _print_lines(code, lines)
+
+
+def _print_lines(code: int, lines: list[str]) -> None:
+    for line in lines:  # plain lines, unwrapped: operators script against them
+        print(line, file=sys.stderr if code == 2 else sys.stdout)
+    raise typer.Exit(code)
 
 
 @sim_app.command("provider")

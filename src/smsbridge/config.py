@@ -39,6 +39,7 @@ from pydantic_settings import (
 from smsbridge.alerts import AlertRule
 from smsbridge.errors import ConfigError
 from smsbridge.numbers import normalise_number
+from smsbridge.privacy import account_label
 
 DEFAULT_ROUTE = "*"
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
@@ -52,6 +53,17 @@ def _provider_url(value: str) -> str:
     if not _HTTP_URL.match(value):
         raise ValueError("must be an http(s) URL such as https://mc5.smartmessagingservices.net")
     return value.rstrip("/")
+
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+def _account_name(value: str | None) -> str | None:
+    if value is not None and not _ACCOUNT_NAME.match(value):
+        raise ValueError(
+            "must be 1-40 letters, digits, '.', '_' or '-' (it labels metrics), e.g. field-ops"
+        )
+    return value
 
 
 def _user_name(value: str) -> str:
@@ -91,6 +103,9 @@ class ProviderSettings(BaseModel):
 
     url: ProviderUrl = DEFAULT_PROVIDER_URL
     username: UserName
+    # What metrics and /sms status call this account; by default a short hash of the username,
+    # since a login is no business of a metrics store.
+    name: Annotated[str | None, AfterValidator(_account_name)] = None
     password: SecretStr = Field(min_length=1)
     timeout: float = Field(default=30.0, gt=0, le=300)  # seconds for one whole page
     # The provider can enable a status query per account: then each SMS sent from Slack gets
@@ -182,6 +197,11 @@ class Account:
         """The provider user name: the key of its cursor, ledger, threads and lease."""
         return self.provider.username
 
+    @property
+    def label(self) -> str:
+        """What metrics call this account: its configured name, or a short stable hash."""
+        return account_label(self.provider.username, self.provider.name)
+
     def replies_allowed(self, recipient: str | None) -> bool:
         """Whether a thread of SMS sent to `recipient` may be answered from Slack."""
         key = recipient if recipient is not None and recipient in self.routes else DEFAULT_ROUTE
@@ -248,6 +268,12 @@ class Settings(BaseSettings):
     initial_lookback: int = Field(default=900, ge=0)
     thread_idle_hours: float = Field(default=24.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
+    # Privacy. The SMS text leaves the ledger once posted (Slack has it; duplicates are told
+    # apart by a hash). Full phone numbers in logs only when debugging, announced at start.
+    # /metrics answers only with this bearer token, when set ($PORT is public for Slack).
+    drop_posted_text: bool = True
+    log_personal_data: bool = False
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     rejected_retry: float = Field(default=300.0, ge=1)  # seconds, after credentials are refused
     routes: Routes = Field(default_factory=dict, validate_default=True)
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "port"))
@@ -327,6 +353,9 @@ class Settings(BaseSettings):
             names = [account.name for account in resolved]
             if len(set(names)) != len(names):
                 raise ValueError("SMSBRIDGE_ACCOUNTS lists the same username twice")
+            labels = [account.label for account in resolved]
+            if len(set(labels)) != len(labels):
+                raise ValueError("SMSBRIDGE_ACCOUNTS gives two accounts the same name")
         else:
             assert self.provider is not None  # made required by _provider
             single = AccountSettings(**dict(self.provider), routes=self.routes, alerts=self.alerts)

@@ -7,6 +7,10 @@ Values reach the log from strangers (a gateway's ids, a client's request line), 
 format escapes control characters: a newline or an ANSI escape cannot forge a line. What the
 web server and the event loop log about clients (bad requests, disconnects, running out of file
 descriptors) is one line without traceback, and at most once per LOG_REPEAT_INTERVAL.
+
+No line carries a full phone number unless `personal_data` is on: our own code passes numbers
+as `privacy.Phone`, masked when written, and any number written with a leading `+` in a message
+we did not write (a provider's error) is masked on the way out, in every format.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.logging import RichHandler
 
+from smsbridge.privacy import Phone, mask_written_numbers
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 LOG_REPEAT_INTERVAL = 60.0  # seconds between two lines of the same client-caused complaint
@@ -34,8 +40,16 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def _private(text: str) -> str:
+    return text if Phone.reveal else mask_written_numbers(text)
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {key: value for key, value in vars(record).items() if key not in _STANDARD}
+    return {
+        key: _private(value) if isinstance(value, str) else value
+        for key, value in vars(record).items()
+        if key not in _STANDARD
+    }
 
 
 def _with_fields(line: str, record: logging.LogRecord) -> str:
@@ -54,15 +68,18 @@ class ConsoleFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_controls(record.message)
+        record.message = escape_controls(_private(record.message))
         return _with_fields(super().formatMessage(record), record)
+
+    def formatException(self, ei: Any) -> str:
+        return _private(super().formatException(ei))
 
 
 class ExtrasFormatter(logging.Formatter):
     """The message and its fields, for a handler that adds time and level itself (rich)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return _with_fields(escape_controls(record.getMessage()), record)
+        return _with_fields(escape_controls(_private(record.getMessage())), record)
 
 
 class ClientNoiseFilter(logging.Filter):
@@ -112,18 +129,23 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _private(record.getMessage()),
             **_extras(record),
         }
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = _private(self.formatException(record.exc_info))
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
 def setup_logging(
-    level: str = "INFO", log_format: str = "console", console: Console | None = None
+    level: str = "INFO",
+    log_format: str = "console",
+    console: Console | None = None,
+    personal_data: bool = False,
 ) -> None:
-    """`console`: a rich console showing live progress; log lines then print above it."""
+    """`console`: a rich console showing live progress; log lines then print above it.
+    `personal_data`: full phone numbers in the log (for debugging; off in production)."""
+    Phone.reveal = personal_data
     handler: logging.Handler
     if console is not None:
         handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")

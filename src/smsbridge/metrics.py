@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from smsbridge.privacy import account_label
 
 LAG_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Series are labelled by account label (`Account.label`), never by provider user name,
+    phone number or text."""
+
+    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+        self._labels = dict(labels or {})  # provider user name -> label
         self.registry = CollectorRegistry()
         self.polls = Counter(
             "smsbridge_polls", "Successful poll cycles.", ["account"], registry=self.registry
@@ -96,6 +104,11 @@ class Metrics:
         self.backlog = Gauge(
             "smsbridge_backlog", "SMS waiting to be posted.", ["account"], registry=self.registry
         )
+
+    def account(self, username: str) -> str:
+        """The label of the account with this provider user name."""
+        label = self._labels.get(username)
+        return label if label is not None else account_label(username, None)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -120,6 +120,11 @@ class Service:
                 ),
             ),
             pushes,
+            metrics_token=(
+                self.settings.metrics_token.get_secret_value()
+                if self.settings.metrics_token is not None
+                else None
+            ),
         )
         server = public_server(web, self.host, self.settings.port)
         server_task = asyncio.create_task(server.serve(), name="http")
@@ -139,6 +144,12 @@ class Service:
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=False)
         stack.callback(self.stop.set)  # the first step of every shutdown: nothing new starts
+        if self.settings.log_personal_data:
+            log.warning(
+                "SMSBRIDGE_LOG_PERSONAL_DATA is on: this log shows full phone numbers. Turn it "
+                "off once done debugging; logs travel further than the database.",
+                extra={"cause": "personal_data_in_logs"},
+            )
         log.info(
             "smsbridge running: %d provider account(s), polling every %ss, HTTP on port %d",
             len(bridge.lanes),

@@ -73,7 +73,11 @@ async def print_history(settings: Settings, words: str, console: Console) -> int
         # Text() cells: an SMS saying [bold]...[/] is shown as typed, not as terminal markup.
         table.add_row(
             Text(when),
-            Text(format_number(sms.sender)),
+            Text(
+                f"{item.name} ({format_number(sms.sender)})"
+                if item.name
+                else format_number(sms.sender)
+            ),
             Text(format_number(sms.recipient) if sms.recipient else ""),
             Text(sms.text),
             Text(where),

@@ -86,6 +86,7 @@ class Delivery:
         self._grace = in_doubt_grace
         self._may_deliver = may_deliver
         self._metrics = metrics or Metrics()
+        self._label = self._metrics.account(account)  # metrics name accounts by label
         self._progress = progress
         self.last_error: str | None = None  # the latest Slack failure, until a post succeeds
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -99,7 +100,7 @@ class Delivery:
         """Make sure every channel with waiting SMS has a worker."""
         if self._stop.is_set() or not self._may_deliver():
             return
-        self._metrics.backlog.labels(self._account).set(
+        self._metrics.backlog.labels(self._label).set(
             await self._store.ledger.backlog_size(self._account)
         )
         for channel in await self._store.ledger.backlog_channels(self._account):
@@ -223,9 +224,13 @@ class Delivery:
         succeed later. The confirm of its post claims `following` too: returns that claim's
         time, or None when `following` was not claimed."""
         alert = alert_for(self._alerts, row.sms.sender, row.sms.text)
+        contact = (await self._store.contacts.book(self._account)).get(row.sms.sender)
         try:
             message = render(
-                row.sms, mention=alert.mention if alert else None, note=notice(row.sms.text)
+                row.sms,
+                mention=alert.mention if alert else None,
+                note=notice(row.sms.text),
+                name=contact.name if contact else None,
             )
         except Exception as error:  # one SMS we cannot render must not stall its channel
             log.exception("cannot render SMS %s", row.sms.document_id)
@@ -267,7 +272,7 @@ class Delivery:
 
     async def _fail(self, row: LedgerRow, reason: str) -> None:
         await self._store.ledger.mark_failed(self._account, row.sms.document_id, reason)
-        self._metrics.failed.labels(self._account).inc()
+        self._metrics.failed.labels(self._label).inc()
         log.error(
             "SMS %s could not be posted to %s: %s. It is kept as failed in the ledger.",
             row.sms.document_id,
@@ -314,8 +319,8 @@ class Delivery:
         )
         claimed_next = await self._confirm(row, ts, key, thread_ts or ts, following)
         self.last_error = None
-        self._metrics.bridged.labels(self._account).inc()
-        self._metrics.lag.labels(self._account).observe(max(0.0, time.time() - sms.timestamp))
+        self._metrics.bridged.labels(self._label).inc()
+        self._metrics.lag.labels(self._label).observe(max(0.0, time.time() - sms.timestamp))
         return claimed_next
 
     async def _confirm(

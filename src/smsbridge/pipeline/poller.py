@@ -23,6 +23,7 @@ from smsbridge.errors import MalformedPageError, ProviderRejectedError, Provider
 from smsbridge.metrics import Metrics
 from smsbridge.models import InboundSms
 from smsbridge.optouts import OptChange, opt_change
+from smsbridge.privacy import Phone
 from smsbridge.provider.cursor import Stall, initial_since
 from smsbridge.provider.paging import PageFetcher, walk_pages
 from smsbridge.store.store import Store, database_reason
@@ -77,6 +78,7 @@ class Poller:
         self._clock = clock
         self._may_poll = may_poll
         self._metrics = metrics or Metrics()
+        self._label = self._metrics.account(account)  # metrics name accounts by label
         self._backoff = Backoff(base=poll_interval, cap=max(60.0, poll_interval))
         self._not_before = 0.0
         self._rejection: int | None = None  # provider status we last told the operator about
@@ -195,7 +197,7 @@ class Poller:
         self.last_error = self.last_cause = None
         self.last_success = self._clock()
         await self._store.cursors.record_poll(self._account)
-        self._metrics.polls.labels(self._account).inc()
+        self._metrics.polls.labels(self._label).inc()
         log.info(
             "poll: %d new SMS (%d unrouted, %d invalid) in %d page(s)",
             report.new,
@@ -226,7 +228,7 @@ class Poller:
         )
 
     def _failed(self, metric_cause: str, public_cause: str, detail: str) -> None:
-        self._metrics.poll_errors.labels(self._account, metric_cause).inc()
+        self._metrics.poll_errors.labels(self._label, metric_cause).inc()
         self.last_cause = public_cause
         self.last_error = detail
 
@@ -254,7 +256,7 @@ class Poller:
             report.fetched += page.size
             report.new += len(fresh)
             if self._store.ledger.match_twins and fresh:  # pushes on: polling found these
-                self._metrics.polled_only.labels(self._account).inc(len(fresh))
+                self._metrics.polled_only.labels(self._label).inc(len(fresh))
                 for sms in fresh:
                     log.info(
                         "SMS %s found by polling; no push of it came",
@@ -267,7 +269,7 @@ class Poller:
             for sms in fresh:
                 if routed[sms.document_id] is None:
                     report.unrouted += 1
-                    self._metrics.unrouted.labels(self._account).inc()
+                    self._metrics.unrouted.labels(self._label).inc()
                     self._log_unrouted(sms.recipient)
                 if step.latest is not None and sms.timestamp > step.latest:
                     log.warning(
@@ -282,7 +284,7 @@ class Poller:
             for sms in fresh:
                 await self._note_opt_change(sms)
             for bad in fresh_invalid:
-                self._metrics.invalid.labels(self._account).inc()
+                self._metrics.invalid.labels(self._label).inc()
                 log.error(
                     "the SMS provider sent a record that is not a readable SMS (%s); it is kept "
                     "in the ledger as invalid (id %s) and the other SMS go on",
@@ -306,11 +308,11 @@ class Poller:
         ):
             return  # "yes" from someone who never opted out is an answer
         await optouts.set(self._account, sms.recipient, sms.sender, out=change is OptChange.OUT)
-        self._metrics.opt_changes.labels(self._account, change.value).inc()
+        self._metrics.opt_changes.labels(self._label, change.value).inc()
         log.info(
             "a number %s SMS from line %s",
             "opted out of" if change is OptChange.OUT else "opted back in to",
-            sms.recipient or "(unknown)",
+            Phone(sms.recipient),
             extra={"account": self._account, "cause": "opt_out"},
         )
 
@@ -319,11 +321,17 @@ class Poller:
         if key in self._unrouted_logged:
             return
         self._unrouted_logged.add(key)
+        if recipient is None:
+            log.error(
+                "SMS that name no line match no route, and there is no default route; they "
+                'are kept in the ledger as unrouted. Add "*" to SMSBRIDGE_ROUTES.'
+            )
+            return
+        # The line is masked like any number: the operator knows their lines by their ends.
         log.error(
-            "SMS to %s match no route and there is no default route; they are kept in the "
-            'ledger as unrouted. Add "%s" (or "*") to SMSBRIDGE_ROUTES.',
-            recipient or "an unknown number",
-            recipient or "*",
+            "SMS to your line %s match no route and there is no default route; they are kept "
+            'in the ledger as unrouted. Add that line (or "*") to SMSBRIDGE_ROUTES.',
+            Phone(recipient),
         )
 
     def _log_stall(self, stall: Stall, second: int | None) -> None:

@@ -77,6 +77,7 @@ class Sender:
         self._status_query = status_query  # the provider enabled it for this account
         self._clock = clock
         self._metrics = metrics or Metrics()
+        self._label = self._metrics.account(account)  # metrics name accounts by label
         self._store = store
         self._provider = provider
         self._poster = poster
@@ -200,7 +201,7 @@ class Sender:
         if status == DELIVERED:
             await self._poster.react(sms.channel, sms.slack_ts, DELIVERED_REACTION)
             return
-        self._metrics.outbound.labels(self._account, "undelivered").inc()
+        self._metrics.outbound.labels(self._label, "undelivered").inc()
         await not_sent(
             self._poster,
             sms.channel,
@@ -213,14 +214,14 @@ class Sender:
     async def _sent(self, sms: OutboundSms, provider_id: str) -> None:
         due = next_check(self._clock(), self._clock()) if self._status_query else None
         await self._store.outbox.sent(sms, provider_id, due)
-        self._metrics.outbound.labels(self._account, "sent").inc()
+        self._metrics.outbound.labels(self._label, "sent").inc()
         log.info("SMS sent from Slack as %s", provider_id, extra={"account": self._account})
         await self._poster.react(sms.channel, sms.slack_ts, QUEUED_REACTION, add=False)
         await self._poster.react(sms.channel, sms.slack_ts, SENT_REACTION)
 
     async def _fail(self, sms: OutboundSms, state: OutState, reason: str) -> None:
         await self._store.outbox.finish(sms.seq, state, reason)
-        self._metrics.outbound.labels(self._account, state.value).inc()
+        self._metrics.outbound.labels(self._label, state.value).inc()
         log.warning("SMS from Slack not sent: %s", reason, extra={"account": self._account})
         await not_sent(self._poster, sms.channel, sms.slack_ts, sms.thread_ts, reason)
 

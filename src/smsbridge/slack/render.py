@@ -53,6 +53,13 @@ def format_number(digits: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def person(digits: str | None, name: str | None = None) -> str:
+    """Who a number is, for Slack: "Jane Doe (+61 409 560 857)" when the contact book knows
+    them, else the number alone. Names come from people, so they are escaped like SMS text."""
+    number = format_number(digits)
+    return f"{escape(name)} ({number})" if name else number
+
+
 def slack_date(timestamp: int) -> str:
     """Slack shows this in each reader's own time zone; the fallback is UTC."""
     try:
@@ -110,10 +117,16 @@ def metadata(sms: InboundSms) -> dict[str, Any]:
     }
 
 
-def render(sms: InboundSms, mention: str | None = None, note: str | None = None) -> SlackMessage:
+def render(
+    sms: InboundSms,
+    mention: str | None = None,
+    note: str | None = None,
+    name: str | None = None,
+) -> SlackMessage:
     """The Slack message for one SMS. `mention` is ours (an alert), so it is not escaped;
-    `note` is ours too (an opt-out), shown small under the text."""
-    sender = format_number(sms.sender)
+    `note` is ours too (an opt-out), shown small under the text; `name` is the sender's name
+    in the contact book."""
+    sender = person(sms.sender, name)
     header = f":speech_balloon: *{sender}*"
     if sms.recipient:
         header += f" → {format_number(sms.recipient)}"

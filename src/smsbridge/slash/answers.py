@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smsbridge.errors import ProviderRejectedError, ProviderTransientError
-from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, slack_date
+from smsbridge.slack.render import SECTION_LIMIT, escape, format_number, person, slack_date
 from smsbridge.slash.arguments import MAX_LIMIT
 from smsbridge.slash.history import MAX_SCANNED, HistoryResult
 
@@ -46,6 +46,8 @@ USAGE = (
     "`2026-11-30T09:00` (your time zone unless you add an offset) or epoch seconds\n"
     "*/sms send* `<number>` [`from <line>`] `<text>`: send an SMS and open a thread for the "
     "answers (in channels where sending is turned on)\n"
+    "*/sms contact* `add <number> <name>` · `remove <number>` · `list`: the contact book, whose "
+    "names show beside numbers\n"
     "*/sms status*: is the bridge healthy, what is waiting or failed\n"
     "*/sms help*: this text\n"
     "Examples: `/sms history 2h` · `/sms history today from 0409 560 857` · "
@@ -131,6 +133,38 @@ def send_answer(refusal: str | None) -> Answer:
     )
 
 
+CONTACTS_SHOWN = 50  # contacts a list answer shows; the import file is the full book
+
+
+def contact_saved(number: str, name: str, created: bool) -> Answer:
+    verb = "Added" if created else "Updated"
+    return notice(f":bust_in_silhouette: {verb} {person(number, name)} in the contact book.")
+
+
+def contact_removed(number: str, name: str | None) -> Answer:
+    if name is None:
+        return notice(f"No contact has the number {format_number(number)}.")
+    return notice(f":wastebasket: Removed {person(number, name)} from the contact book.")
+
+
+def contact_list(entries: list[tuple[str, str, str]], total: int) -> Answer:
+    """(number, name, note) each, sorted by name; `total` contacts in all."""
+    if not entries:
+        return notice(
+            "The contact book is empty. Add someone with `/sms contact add <number> <name>`, "
+            "or many with `smsbridge contacts import FILE`."
+        )
+    lines = [
+        f"• {person(number, name)}" + (f" · {escape(note)}" if note else "")
+        for number, name, note in entries
+    ]
+    blocks = [_section(f"*{total} contact(s)*")]
+    blocks.extend(_section(chunk) for chunk in _pack(lines, SECTION_LIMIT))
+    if total > len(entries):
+        blocks.append(_context(f"Showing {len(entries)} of {total}."))
+    return Answer(text=f"{total} contact(s)", blocks=blocks[:50])
+
+
 def history_answer(
     result: HistoryResult,
     *,
@@ -153,7 +187,7 @@ def history_answer(
     blocks: list[dict[str, Any]] = [_section(headline)]
     lines: list[str] = []
     for sender_number, items in result.by_sender():
-        lines.append(f"*{format_number(sender_number)}*")
+        lines.append(f"*{person(sender_number, items[0].name)}*")
         for item in items:
             sms = item.sms
             body = (

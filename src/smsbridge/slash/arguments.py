@@ -2,7 +2,8 @@
 
 /sms history <since> [from <number>] [to <line>] [limit <n>]
 /sms history since:2h from:0409560857 limit:5
-/sms send <number> [from <line>] <text>
+/sms send <number or contact name> [from <line>] <text>
+/sms contact add <number> <name> | remove <number> | list
 /sms status
 /sms help
 """
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from smsbridge.contacts_file import check_name
 from smsbridge.numbers import normalise_number
 from smsbridge.slack.render import escape
 
@@ -60,14 +62,37 @@ class SendArgs:
     text: str  # as typed (Slack markup), spacing and line breaks kept
 
 
+@dataclass(frozen=True, slots=True)
+class SendToNameArgs:
+    """`/sms send Jane Doe …`: the words after `send`, a contact's name first; which words are
+    the name is known only against the contact book (`slash/recipients.py`)."""
+
+    rest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactArgs:
+    action: str  # "add", "remove" or "list"
+    number: str | None = None  # normalised international digits (add, remove)
+    name: str | None = None  # (add)
+
+
+CONTACT_USAGE = (
+    "`/sms contact add <number> <name>` names a number for everyone in the bridge's channels, "
+    "e.g. `/sms contact add 0409560857 Jane Doe`; `/sms contact remove <number>`; "
+    "`/sms contact list`."
+)
+
 SEND_USAGE = (
     "`/sms send <number> <text>` sends an SMS from this channel's line and opens a thread for "
-    "the conversation, e.g. `/sms send 0409560857 Your parcel is at the front desk`. Write the "
-    "number without spaces; add `from <line>` after it when the channel has several lines."
+    "the conversation, e.g. `/sms send 0409560857 Your parcel is at the front desk`, or "
+    "`/sms send Jane Doe Your parcel is at the front desk` for someone in the contact book. "
+    "Write the number without spaces; add `from <line>` after it when the channel has several "
+    "lines."
 )
 _SEND = re.compile(r"^\s*send(?:\s+(\S+))?(?:\s+from\s+(\S+))?(?:\s+(.*))?$", re.S | re.I)
 
-Command = HistoryArgs | StatusArgs | HelpArgs | SendArgs
+Command = HistoryArgs | StatusArgs | HelpArgs | SendArgs | SendToNameArgs | ContactArgs
 
 
 def parse_command(text: str, region: str) -> Command:
@@ -78,6 +103,8 @@ def parse_command(text: str, region: str) -> Command:
     verb, rest = words[0].lower(), words[1:]
     if verb == "send":
         return _send(text, region)
+    if verb in ("contact", "contacts"):
+        return _contact(rest, region)
     if verb == "status":
         return (
             StatusArgs()
@@ -92,8 +119,11 @@ def parse_command(text: str, region: str) -> Command:
         return HelpArgs(str(error))
 
 
-def _send(text: str, region: str) -> SendArgs | HelpArgs:
+def _send(text: str, region: str) -> SendArgs | SendToNameArgs | HelpArgs:
     match = _SEND.match(text)
+    if match is not None and match.group(1) and any(ch.isalpha() for ch in match.group(1)):
+        rest = text.strip()[len("send") :].strip()
+        return SendToNameArgs(rest)  # a name, not a number: resolved against the book
     if match is None or not match.group(1) or not (match.group(3) or "").strip():
         return HelpArgs(SEND_USAGE)
     try:
@@ -102,6 +132,32 @@ def _send(text: str, region: str) -> SendArgs | HelpArgs:
     except ValueError as error:
         return HelpArgs(f"{escape(str(error)[:200])}. {SEND_USAGE}")
     return SendArgs(number=number, line=line, text=match.group(3).strip())
+
+
+def _contact(words: list[str], region: str) -> ContactArgs | HelpArgs:
+    action = words[0].lower() if words else ""
+    if action == "list" and len(words) == 1:
+        return ContactArgs("list")
+    if action in ("remove", "delete", "rm") and len(words) == 2:
+        number = _typed_number(words[1], region)
+        return number if isinstance(number, HelpArgs) else ContactArgs("remove", number)
+    if action == "add" and len(words) >= 3:
+        number = _typed_number(words[1], region)
+        if isinstance(number, HelpArgs):
+            return number
+        try:
+            name = check_name(" ".join(words[2:]))
+        except ValueError as error:
+            return HelpArgs(f"{escape(str(error))}. {CONTACT_USAGE}")
+        return ContactArgs("add", number, name)
+    return HelpArgs(CONTACT_USAGE)
+
+
+def _typed_number(word: str, region: str) -> str | HelpArgs:
+    try:
+        return normalise_number(word, region)
+    except ValueError as error:
+        return HelpArgs(f"{escape(str(error)[:200])}. {CONTACT_USAGE}")
 
 
 def _history(words: list[str], region: str) -> HistoryArgs:

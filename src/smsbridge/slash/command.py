@@ -18,14 +18,19 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from smsbridge.config import Account, Settings
+from smsbridge.contacts_file import ContactEntry
 from smsbridge.errors import ProviderRejectedError, ProviderTransientError
 from smsbridge.models import InboundSms
 from smsbridge.provider.paging import PageFetcher
 from smsbridge.ratelimit import RateLimiter
 from smsbridge.slack.errors import error_code
 from smsbridge.slash.answers import (
+    CONTACTS_SHOWN,
     Answer,
     Status,
+    contact_list,
+    contact_removed,
+    contact_saved,
     help_answer,
     history_answer,
     not_here,
@@ -37,14 +42,18 @@ from smsbridge.slash.answers import (
     status_answer,
 )
 from smsbridge.slash.arguments import (
+    SEND_USAGE,
+    ContactArgs,
     HelpArgs,
     HistoryArgs,
     SendArgs,
+    SendToNameArgs,
     StatusArgs,
     parse_command,
     resolve_since,
 )
 from smsbridge.slash.history import query_history
+from smsbridge.slash.recipients import find_recipient
 from smsbridge.slash.replies import ReplyIntake
 from smsbridge.store.store import Store
 
@@ -90,15 +99,17 @@ class SmsCommand:
         if not self._limiter.allow(user):
             wait = max(1, round(self._limiter.retry_in(user)))
             return rate_limited(self._settings.history_rate_limit, wait)
+        channel = str(command.get("channel_id") or "")
+        if isinstance(parsed, SendToNameArgs):
+            named = await self._named(parsed, channel)
+            if isinstance(named, HelpArgs):
+                return help_answer(named.problem, self._settings.note_prefix)
+            if isinstance(named, Answer):
+                return named
+            parsed = named
         if isinstance(parsed, SendArgs):
             return send_answer(
-                await self._replies.start(
-                    str(command.get("channel_id") or ""),
-                    user,
-                    parsed.number,
-                    parsed.line,
-                    parsed.text,
-                )
+                await self._replies.start(channel, user, parsed.number, parsed.line, parsed.text)
             )
         # History and status share one access rule: both show what the bridge carries.
         scope = self._scope(user, str(command.get("channel_id") or ""))
@@ -109,7 +120,57 @@ class SmsCommand:
             names = {account.name for account, _ in sources}
             statuses = [status for status in await self._status() if status.account in names]
             return status_answer(statuses, self._clock())
+        if isinstance(parsed, ContactArgs):
+            return await self._contact(parsed, [account for account, _ in sources])
         return await self._history(parsed, user, in_channel, sources)
+
+    async def _named(self, args: SendToNameArgs, channel: str) -> SendArgs | HelpArgs | Answer:
+        """`/sms send Jane Doe …` as `/sms send <her number> …`, by the contact books of the
+        accounts routed to this channel."""
+        book: dict[str, ContactEntry] = {}
+        accounts = [account for account, _ in self._sources if channel in account.routes.values()]
+        if not accounts:
+            return send_answer("sending is not turned on for this channel (ask the bridge's admin)")
+        for account in accounts:
+            book = (await self._store.contacts.book(account.name)) | book
+        found = find_recipient(args.rest, book.values())
+        if isinstance(found, str):
+            return send_answer(found)
+        again = parse_command(
+            f"send {found.contact.number} {found.rest}", self._settings.default_region
+        )
+        return again if isinstance(again, SendArgs) else HelpArgs(SEND_USAGE)
+
+    async def _contact(self, args: ContactArgs, accounts: list[Account]) -> Answer:
+        """The contact book of the accounts this channel (or this admin) sees."""
+        contacts = self._store.contacts
+        if args.action == "list":
+            listed: dict[str, ContactEntry] = {}
+            total = 0
+            for account in accounts:
+                entries, count = await contacts.listing(account.name, CONTACTS_SHOWN)
+                total += count
+                listed.update({entry.number: entry for entry in entries})
+            shown = sorted(listed.values(), key=lambda e: (e.name.casefold(), e.number))
+            return contact_list(
+                [(e.number, e.name, e.note) for e in shown[:CONTACTS_SHOWN]],
+                max(total, len(shown)),
+            )
+        assert args.number is not None
+        if args.action == "remove":
+            removed = [await contacts.remove(account.name, args.number) for account in accounts]
+            names = [entry.name for entry in removed if entry is not None]
+            return contact_removed(args.number, names[0] if names else None)
+        assert args.name is not None
+        created = False
+        for account in accounts:
+            known = (await contacts.book(account.name)).get(args.number)
+            note = known.note if known is not None else ""  # a note from an import stays
+            saved = await contacts.save_many(
+                account.name, [ContactEntry(args.number, args.name, note)]
+            )
+            created = created or saved.added > 0
+        return contact_saved(args.number, args.name, created)
 
     def _scope(
         self, user: str, channel: str

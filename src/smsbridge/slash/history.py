@@ -24,6 +24,7 @@ MAX_SCANNED = MAX_PAGES * PAGE_SIZE  # 5,000 SMS
 class HistoryItem:
     sms: InboundSms
     post: PostRef | None  # where it was bridged, if it was
+    name: str | None = None  # the sender's name in the account's contact book
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +60,23 @@ async def query_history(
     found.sort(key=lambda pair: pair[1].timestamp, reverse=True)  # stable: arrival order kept
     shown = found[:limit]
     posts: dict[str, dict[str, PostRef]] = {}
+    names: dict[str, dict[str, str]] = {}
     for account, _ in sources:
         ids = [sms.document_id for owner, sms in shown if owner is account]
         posts[account.name] = await store.ledger.posts(account.name, ids) if ids else {}
+        book = await store.contacts.book(account.name) if ids else {}
+        names[account.name] = {number: entry.name for number, entry in book.items()}
     return HistoryResult(
         since=since,
         matched=len(found),
-        items=[HistoryItem(sms, posts[owner.name].get(sms.document_id)) for owner, sms in shown],
+        items=[
+            HistoryItem(
+                sms,
+                posts[owner.name].get(sms.document_id),
+                names[owner.name].get(sms.sender),
+            )
+            for owner, sms in shown
+        ],
         incomplete=incomplete,
     )
 

@@ -20,7 +20,7 @@ from smsbridge.config import DEFAULT_ROUTE, Account
 from smsbridge.provider.encoding import sms_size
 from smsbridge.ratelimit import RateLimiter
 from smsbridge.slack.phone_text import mentioned_users, to_phone_text
-from smsbridge.slack.render import escape, format_number
+from smsbridge.slack.render import escape, format_number, person
 from smsbridge.store.outbox import OutState
 from smsbridge.store.store import Store
 
@@ -148,9 +148,10 @@ class ReplyIntake:
         refusal = refusal or await self._not_allowed(user) or self._over_limit(account_name, user)
         if refusal is not None:
             return refusal
+        contact = (await self._store.contacts.book(account_name)).get(number)
         parent = await self._post_parent(
             channel,
-            f":outbox_tray: *SMS to {format_number(number)}* from "
+            f":outbox_tray: *SMS to {person(number, contact.name if contact else None)}* from "
             f"{format_number(from_line) if from_line else 'the provider'} by <@{user}>\n"
             f"{escape(phone_text)}",
         )

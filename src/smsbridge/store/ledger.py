@@ -3,6 +3,10 @@ cursor moves past it, and the state of its post.
 
     pending -> posting (claimed: a post may be in flight) -> posted | failed
     unrouted: no route matched its recipient; invalid: not a readable SMS (raw JSON kept)
+
+Once an SMS is posted its text leaves the ledger (Slack holds it; `drop_posted_text`): what
+still needs to recognise the SMS (a push and a poll of it under two ids) compares a SHA-256 of
+the text, kept from the start, never the text itself.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ class State(StrEnum):
     UNROUTED = "unrouted"
     INVALID = "invalid"
     TWIN = "twin"  # the same SMS as another row, come the other way (push or poll) under another id
+    FORGOTTEN = "forgotten"  # erased on request (`smsbridge forget`); its id kept, nothing else
 
 
 PENDING, POSTING, POSTED = State.PENDING, State.POSTING, State.POSTED
 FAILED, UNROUTED, INVALID, TWIN = State.FAILED, State.UNROUTED, State.INVALID, State.TWIN
+FORGOTTEN = State.FORGOTTEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class Ledger:
         # With pushes on, the same SMS may reach us twice under two ids (whether the pushed id
         # is the polled documentId is undocumented): then it is matched by its content too.
         self.match_twins = False
+        self.drop_posted_text = True  # SMSBRIDGE_DROP_POSTED_TEXT
         # The "insert unless present" that dedupes SMS by documentId is dialect-specific.
         self._insert_unless_present = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -199,6 +206,7 @@ class Ledger:
                     "origin_document_id": sms.origin_document_id,
                     "sms_timestamp": sms.timestamp,
                     "text": sms.text,
+                    "text_hash": text_hash(sms.text),
                     "received_at": now,
                     "via": via,
                 }
@@ -224,7 +232,13 @@ class Ledger:
                 await conn.execute(
                     update(ledger)
                     .where(ledger.c.account == account, ledger.c.document_id == sms.document_id)
-                    .values(state=TWIN, channel=None, reason=f"the same SMS as {twin}", done_at=now)
+                    .values(
+                        state=TWIN,
+                        channel=None,
+                        reason=f"the same SMS as {twin}",
+                        done_at=now,
+                        text="" if self.drop_posted_text else sms.text,
+                    )
                 )
                 log.warning(
                     "SMS %s (by %s) is SMS %s (by the other path) under another id: matched by "
@@ -241,7 +255,8 @@ class Ledger:
     ) -> dict[tuple[str, str], str]:
         """For SMS just inserted: the id of the same SMS come the other way (push or poll)
         under another id, where there is one. One query: candidates by sender and second
-        (indexed), compared on line and text here."""
+        (indexed), compared on line and the text's hash here (rows stored before the hash
+        existed are hashed here)."""
         if not fresh:
             return {}
         rows = await conn.execute(
@@ -251,6 +266,7 @@ class Ledger:
                 ledger.c.sender,
                 ledger.c.recipient,
                 ledger.c.sms_timestamp,
+                ledger.c.text_hash,
                 ledger.c.text,
             ).where(
                 ledger.c.account.in_({account for account, _ in fresh}),
@@ -262,13 +278,16 @@ class Ledger:
         )
         others: dict[tuple[str, str, str | None, int, str], str] = {}
         for row in rows:
+            digest = row.text_hash or text_hash(row.text)
             others.setdefault(
-                (row.account, row.sender, row.recipient, row.sms_timestamp, row.text),
+                (row.account, row.sender, row.recipient, row.sms_timestamp, digest),
                 row.document_id,
             )
         twins: dict[tuple[str, str], str] = {}
         for account, sms in fresh:
-            twin = others.get((account, sms.sender, sms.recipient, sms.timestamp, sms.text))
+            twin = others.get(
+                (account, sms.sender, sms.recipient, sms.timestamp, text_hash(sms.text))
+            )
             if twin is not None and twin != sms.document_id:
                 twins[(account, sms.document_id)] = twin
         return twins
@@ -342,7 +361,7 @@ class Ledger:
         wanted = [c.claim.sms.document_id for c in confirmations if c.claim is not None]
         async with self._engine.begin() as conn:
             await conn.execute(
-                _CONFIRM,
+                _CONFIRM_DROPPING_TEXT if self.drop_posted_text else _CONFIRM,
                 [
                     {
                         "b_account": account,
@@ -489,7 +508,7 @@ class Ledger:
             removed = await conn.execute(
                 delete(ledger).where(
                     ledger.c.account == account,
-                    ledger.c.state.in_((POSTED, UNROUTED, INVALID, TWIN)),
+                    ledger.c.state.in_((POSTED, UNROUTED, INVALID, TWIN, FORGOTTEN)),
                     ledger.c.received_at < before,
                     ledger.c.sms_timestamp < since,
                 )
@@ -599,6 +618,12 @@ _CONFIRM = (
         done_at=bindparam("b_now"),
     )
 )
+_CONFIRM_DROPPING_TEXT = _CONFIRM.values(text="")  # the same commit: Slack has the text now
+
+
+def text_hash(text: str) -> str:
+    """What recognises an SMS's text once the text itself is gone."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _waiting(account: str, channel: str | None = None) -> list[ColumnElement[bool]]:

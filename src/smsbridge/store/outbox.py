@@ -4,7 +4,8 @@
     refused: never sent (opted out, too long, not allowed), with the reason
 
 One row per Slack message (channel, ts): Slack delivers an event again when it is unsure we got
-it, and the second delivery finds the row and sends nothing.
+it, and the second delivery finds the row and sends nothing. Once an SMS is sent, failed or
+refused its text leaves the row (the person's message in Slack holds it; `drop_sent_text`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -54,6 +55,7 @@ class Outbox:
     def __init__(self, engine: AsyncEngine, threads: Threads) -> None:
         self._engine = engine
         self._threads = threads  # a sent SMS's id joins the thread map: answers thread under it
+        self.drop_sent_text = True  # SMSBRIDGE_DROP_POSTED_TEXT
 
     async def record(
         self,
@@ -143,6 +145,7 @@ class Outbox:
                     provider_id=provider_id,
                     done_at=time.time(),
                     status_due=status_due,
+                    **self._dropped(),
                 )
             )
             key = ThreadKey(sms.channel, sms.recipient, provider_id)
@@ -157,8 +160,23 @@ class Outbox:
             await conn.execute(
                 update(outbound)
                 .where(outbound.c.seq == seq)
-                .values(state=state, reason=reason, done_at=time.time())
+                .values(state=state, reason=reason, done_at=time.time(), **self._dropped())
             )
+
+    def _dropped(self) -> dict[str, str]:
+        return {"text": ""} if self.drop_sent_text else {}
+
+    async def prune(self, account: str, before: float) -> int:
+        """Retention: forget SMS sent (or refused, or failed) from Slack before `before`."""
+        async with self._engine.begin() as conn:
+            removed = await conn.execute(
+                delete(outbound).where(
+                    outbound.c.account == account,
+                    outbound.c.state.in_((OutState.SENT, OutState.REFUSED, OutState.FAILED)),
+                    outbound.c.created_at < before,
+                )
+            )
+            return removed.rowcount
 
     async def status_due(self, account: str, now: float, limit: int = 50) -> list[OutboundSms]:
         """Sent SMS whose delivery status is due to be asked for."""

@@ -54,7 +54,7 @@ ledger = Table(
     Column("recipient", String(32)),
     Column("origin_document_id", String(64)),
     Column("sms_timestamp", BigInteger, nullable=False),
-    Column("text", Text, nullable=False),
+    Column("text", Text, nullable=False),  # "" once posted, unless SMSBRIDGE_DROP_POSTED_TEXT=false
     Column("slack_ts", String(32)),
     Column("thread_ts", String(32)),
     Column("reason", Text),
@@ -63,6 +63,7 @@ ledger = Table(
     Column("claimed_by", String(120)),  # v2: the replica that claimed the post
     Column("via", String(8)),  # v3: "push" or "poll": how the SMS reached us
     Column("done_at", Float),
+    Column("text_hash", String(64)),  # v5: SHA-256 of the text, which matching uses instead
     UniqueConstraint("account", "document_id", name="ledger_account_document"),
 )
 Index("ledger_backlog", ledger.c.account, ledger.c.state, ledger.c.channel, ledger.c.seq)
@@ -140,9 +141,23 @@ catch_ups = Table(
     Column("announced_at", Float, nullable=False),
 )
 
+# v5: the contact book, per account: numbers people know by name.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("number", String(32), primary_key=True),  # as the provider writes it: 61409560857
+    Column("name", String(100), nullable=False),
+    Column("note", String(200), nullable=False),  # "" when none
+    Column("updated_at", Float, nullable=False),
+)
+
 # Tables as version 1 created them; later columns arrive through their own upgrade step.
 _V2_COLUMNS = {("cursors", "last_poll_at"), ("ledger", "claimed_by")}
-_LATER_COLUMNS = _V2_COLUMNS | {("ledger", "via")}  # not in the tables version 1 created
+_LATER_COLUMNS = _V2_COLUMNS | {
+    ("ledger", "via"),
+    ("ledger", "text_hash"),
+}  # not in the tables version 1 created
 
 
 async def _v1(conn: AsyncConnection) -> None:
@@ -184,5 +199,13 @@ async def _v4(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX ledger_twin ON ledger (account, sender, sms_timestamp)"))
 
 
-UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3, _v4]
+async def _v5(conn: AsyncConnection) -> None:
+    await conn.execute(text("ALTER TABLE ledger ADD COLUMN text_hash VARCHAR(64)"))
+    await conn.run_sync(lambda sync: contacts.create(sync))
+    # retention and erasure find a person's rows by number
+    await conn.execute(text("CREATE INDEX ledger_sender ON ledger (sender)"))
+    await conn.execute(text("CREATE INDEX outbound_recipient ON outbound (recipient)"))
+
+
+UPGRADES: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3, _v4, _v5]
 LATEST = len(UPGRADES)

@@ -4,6 +4,8 @@
     store.threads  the thread map (threads.py)         store.leases   polling leases (leases.py)
     store.outbox   SMS sent from Slack (outbox.py)     store.optouts  opt-outs (optouts.py)
     store.catch_ups   catch-up notices (catch_ups.py)
+    store.contacts    the contact book (contacts.py)
+    store.erasure     erasure on request (erasure.py)
     store.wakeups  wake-ups between replicas on PostgreSQL, LISTEN/NOTIFY (wakeups.py)
 
 This class owns the engine: opening it, the schema and its upgrades, the single-writer lock.
@@ -29,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from smsbridge.errors import StoreError
 from smsbridge.store.catch_ups import CatchUps
+from smsbridge.store.contacts import Contacts
 from smsbridge.store.cursors import Cursors
+from smsbridge.store.erasure import Erasure
 from smsbridge.store.leases import Leases
 from smsbridge.store.ledger import Ledger
 from smsbridge.store.optouts import OptOuts
@@ -98,6 +102,8 @@ class Store:
         self.outbox = Outbox(engine, self.threads)
         self.optouts = OptOuts(engine)
         self.catch_ups = CatchUps(engine)
+        self.contacts = Contacts(engine)
+        self.erasure = Erasure(engine)
         self.wakeups = Wakeups(engine)
 
     @classmethod
