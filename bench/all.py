@@ -214,12 +214,24 @@ def main() -> None:
         action="store_true",
         help=f"rewrite BENCHMARKS.md from the last full run's {RESULTS.name}, running nothing",
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated benchmark names: run just these, keeping the other figures of "
+        f"the last full run's {RESULTS.name} (to finish a run that stopped)",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     results: dict[str, list[dict[str, Any]]] = {}
-    if args.report_only:
+    if args.report_only or args.only:
         results = json.loads(RESULTS.read_text())
+    if args.report_only:
         plan = []
+    elif args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {name for name, _ in plan}
+        if unknown:
+            parser.error(f"no benchmark is named {', '.join(sorted(unknown))}")
+        plan = [(name, arguments) for name, arguments in plan if name in wanted]
     for name, arguments in plan:
         if name == "network" and (reason := network_unavailable()):
             print(f"{name}: not run: {reason}", flush=True)

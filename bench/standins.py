@@ -217,9 +217,10 @@ async def standins(
     slack_url = f"{slack_place.scheme}://{slack_place.host}:{ports['slack']}"
     verify = slack_place.verify()
     try:
-        async with httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=200), verify=verify
-        ) as http:
+        # Idle connections are dropped before the servers' 5 s keep-alive ends: reusing one
+        # the server is closing at that moment fails a request with "Server disconnected".
+        limits = httpx.Limits(max_connections=200, keepalive_expiry=2.0)
+        async with httpx.AsyncClient(timeout=60, limits=limits, verify=verify) as http:
             await until_answers(f"{slack_url}/_sim/posts", slack, verify=verify)
             await until_answers(f"{provider_url}/docs", provider, ok=404)
             await http.post(

@@ -165,6 +165,7 @@ async def test_demo_shows_threads_a_reply_from_slack_push_and_poll_and_defuses_t
     assert "Perfect, see you then!" in out  # ... and the customer's answer in the same thread
     assert "#sms-inbox" in out
     assert "↳ Actually, could we make it 10:00?" in out
+    assert "Jane Doe (+61 409 560 857)" in out  # the contact book names her
     assert "<!channel> URGENT" in out  # shown as text, as Slack shows the escaped SMS
     assert "🔔 @here" in out  # the alert rule's mention, ours, is live
     assert "bridge log: how each SMS arrived" in out

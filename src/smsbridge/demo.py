@@ -27,10 +27,12 @@ from rich.panel import Panel
 from rich.text import Text
 
 from smsbridge.config import Settings
+from smsbridge.contacts_file import ContactEntry
 from smsbridge.service import Service
 from smsbridge.sim.provider import ProviderSim
 from smsbridge.sim.serve import serve
 from smsbridge.sim.slack import BOT_USER, SlackSim
+from smsbridge.store.store import Store
 
 OPS_LINE, SUPPORT_LINE = "61411001001", "61400000002"
 # Field ops may answer by SMS from Slack; the support inbox only reads.
@@ -213,6 +215,17 @@ def _show_paths(paths: PathLog) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
+async def _known_people(settings: Settings) -> None:
+    """One customer in the contact book, so the demo shows a name beside a number."""
+    store = Store.open(settings.database_url)
+    try:
+        await store.upgrade()
+        entry = ContactEntry("61409560857", "Jane Doe", "books the 10:00 slot")
+        await store.contacts.save_many(settings.provider_accounts[0].name, [entry])
+    finally:
+        await store.close()
+
+
 async def run_demo(seconds: float | None, console: Console) -> int:
     provider = ProviderSim()
     slack = SlackSim()
@@ -242,6 +255,7 @@ async def run_demo(seconds: float | None, console: Console) -> int:
                 alerts=[{"keyword": "urgent", "mention": "<!here>"}],
                 port=_free_port(),
             )
+            await _known_people(settings)
             paths = PathLog()
             _show_paths(paths)
             service = Service(settings, host="127.0.0.1")
