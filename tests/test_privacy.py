@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from conftest import OPS, OPS_LINE, USERNAME, MakeHarness, MakeSettings, Served, running_service
 from processes import bridge_env, finish, free_port, smsbridge
+from smsbridge.contacts_file import ContactEntry
 from smsbridge.logs import ConsoleFormatter, JsonFormatter, setup_logging
 from smsbridge.privacy import Phone, account_label, mask_number, mask_written_numbers
+from smsbridge.store.contacts import Saved
 from smsbridge.store.schema import ledger, outbound
 from smsbridge.store.store import Store
 
@@ -212,3 +214,36 @@ async def test_forget_refuses_what_is_not_a_number(served: Served, tmp_path: Pat
     assert code == 2
     assert "'Jane' is not a phone number" in err
     assert "Traceback" not in out + err
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'people.db'}"
+    return str(request.getfixturevalue("postgres_database"))
+
+
+async def test_contact_book_and_erasure_on_each_database(
+    served: Served, make_harness: MakeHarness, database_url: str
+) -> None:
+    harness = await make_harness(database_url=database_url)
+    contacts = harness.bridge.store.contacts
+    bob = "61412345678"
+    first = await contacts.save_many(
+        USERNAME, [ContactEntry(ALICE, "Jane Doe", "Site 14"), ContactEntry(bob, "Bob", "")]
+    )
+    assert first == Saved(added=2, changed=0, unchanged=0)
+    again = await contacts.save_many(
+        USERNAME, [ContactEntry(ALICE, "Jane Doe", "Site 15"), ContactEntry(bob, "Bob", "")]
+    )
+    assert again == Saved(added=0, changed=1, unchanged=1)
+    entries, total = await contacts.listing(USERNAME, limit=1)
+    assert (total, entries) == (2, [ContactEntry(bob, "Bob", "")])
+    served.provider.add(ALICE, "my gate code", recipient=OPS_LINE)
+    await harness.cycle()
+    gone = await harness.bridge.store.erasure.forget(ALICE)
+    assert (gone.received, gone.contacts, gone.threads) == (1, 1, 1)
+    entries, total = await contacts.listing(USERNAME, limit=10)
+    assert [entry.number for entry in entries] == [bob]
+    await harness.cycle()  # the gateway lists her SMS again: known by its id, not posted again
+    assert len(served.slack.document_ids()) == 1

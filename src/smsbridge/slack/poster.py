@@ -190,8 +190,10 @@ class SlackPoster:
     async def _call(self, method: str, channel: str, **kwargs: Any) -> AsyncSlackResponse:
         joined = False
         while True:
-            wait = self._not_before.get(channel, 0.0) - time.monotonic()
-            if wait > 0:
+            # Asked again after each sleep: uvloop's timers count whole milliseconds and may
+            # wake a fraction early, and a request before a Retry-After has passed is the one
+            # thing Slack's limits forbid outright.
+            while (wait := self._not_before.get(channel, 0.0) - time.monotonic()) > 0:
                 await self._sleep(wait)
             try:
                 response: AsyncSlackResponse = await getattr(self._client, method)(
