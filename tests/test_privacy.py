@@ -9,14 +9,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from conftest import OPS, OPS_LINE, USERNAME, MakeHarness, MakeSettings, Served, running_service
-from processes import bridge_env, finish, free_port, smsbridge
+from processes import bridge_env, finish, free_port, smsbridge, wait_ready
 from smsbridge.contacts_file import ContactEntry
 from smsbridge.logs import ConsoleFormatter, JsonFormatter, setup_logging
 from smsbridge.privacy import Phone, account_label, mask_number, mask_written_numbers
@@ -108,14 +107,7 @@ async def test_full_detail_in_logs_is_announced_loudly_at_start(
 ) -> None:
     env = bridge_env(served, tmp_path, SMSBRIDGE_LOG_PERSONAL_DATA="true")
     process = await smsbridge("run", "--log-format", "json", env=env)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+    await asyncio.wait_for(wait_ready(env["PORT"], process), 30)
     process.terminate()
     code, _, err = await finish(process)
     assert code == 0, err

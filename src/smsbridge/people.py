@@ -7,7 +7,9 @@ mistake (a file that cannot be read, an account that does not exist, a number th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from smsbridge.config import Account, Settings
 from smsbridge.contacts_file import MAX_FILE_BYTES, ContactsFileError, read_contacts
@@ -18,6 +20,7 @@ from smsbridge.store.store import Store
 
 EXIT_OK, EXIT_PARTLY, EXIT_USAGE = 0, 1, 2
 UNREADABLE_SHOWN = 50  # lines of "could not read" a terminal can take
+T = TypeVar("T")
 
 
 def pick_account(settings: Settings, wanted: str | None) -> Account | str:
@@ -47,14 +50,12 @@ async def import_contacts(
         return EXIT_USAGE, [f"cannot read {path}: {error.strerror or error}"]
     except ContactsFileError as error:
         return EXIT_USAGE, [f"cannot read {path}: {error}"]
-    store = Store.open(settings.database_url)
     try:
-        await store.upgrade()
-        saved = await store.contacts.save_many(account.name, book.entries)
+        saved = await _in_store(
+            settings, lambda s: s.contacts.save_many(account.name, book.entries)
+        )
     except StoreError as error:
         return EXIT_USAGE, [str(error)]
-    finally:
-        await store.close()
     lines = [
         f"{path}: {saved.added} added, {saved.changed} changed, {saved.unchanged} unchanged, "
         f"{len(book.unreadable)} could not be read"
@@ -71,14 +72,12 @@ async def forget(settings: Settings, typed: str, opt_out_too: bool) -> tuple[int
         number = normalise_number(typed, settings.default_region)
     except ValueError as error:
         return EXIT_USAGE, [f"smsbridge forget: {error}"]
-    store = Store.open(settings.database_url)
     try:
-        await store.upgrade()
-        gone = await store.erasure.forget(number, opt_out_too=opt_out_too)
+        gone = await _in_store(
+            settings, lambda s: s.erasure.forget(number, opt_out_too=opt_out_too)
+        )
     except StoreError as error:
         return EXIT_USAGE, [str(error)]
-    finally:
-        await store.close()
     lines = [
         f"Forgot {format_number(number)} in the database: {gone.received} SMS received, "
         f"{gone.sent} SMS sent from Slack, {gone.threads} thread(s), {gone.contacts} contact(s)"
@@ -95,6 +94,16 @@ async def forget(settings: Settings, typed: str, opt_out_too: bool) -> tuple[int
         "admin can, and Slack's retention settings apply) and the SMS gateway's own history."
     )
     return EXIT_OK, lines
+
+
+async def _in_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """`work` on the database, its schema brought up to date first (as `run` would)."""
+    store = Store.open(settings.database_url)
+    try:
+        await store.upgrade()
+        return await work(store)
+    finally:
+        await store.close()
 
 
 def _read_bounded(path: Path) -> bytes:
