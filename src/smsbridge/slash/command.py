@@ -112,7 +112,7 @@ class SmsCommand:
                 await self._replies.start(channel, user, parsed.number, parsed.line, parsed.text)
             )
         # History and status share one access rule: both show what the bridge carries.
-        scope = self._scope(user, str(command.get("channel_id") or ""))
+        scope = self._scope(user, channel)
         if isinstance(scope, Answer):
             return scope
         in_channel, sources = scope
