@@ -32,13 +32,13 @@ def _key(name: str) -> str:
 
 def find_recipient(typed: str, book: Iterable[ContactEntry]) -> Recipient | str:
     """The contact whose name starts `typed`, or why there is none (for the person, escaped)."""
-    contacts = list(book)
+    keyed = [(_key(contact.name), contact) for contact in book]  # once: a book can be large
     words = list(_WORD.finditer(typed))
     if not words:
         return "say whom to send to: a number, or a contact's name"
     for count in range(min(len(words), MAX_NAME_WORDS), 0, -1):
         wanted = _key(" ".join(word.group() for word in words[:count]))
-        named = [contact for contact in contacts if _key(contact.name) == wanted]
+        named = [contact for key, contact in keyed if key == wanted]
         if len(named) > 1:
             return (
                 f"{len(named)} contacts are named {escape(named[0].name)}: "
@@ -47,7 +47,7 @@ def find_recipient(typed: str, book: Iterable[ContactEntry]) -> Recipient | str:
         if named:
             return Recipient(named[0], typed[words[count - 1].end() :].strip())
     first = words[0].group()
-    close = [contact for contact in contacts if first.casefold() in _key(contact.name)]
+    close = [contact for key, contact in keyed if first.casefold() in key]
     if not close:
         return (
             "no contact has that name; send to a number, or name it first with "
