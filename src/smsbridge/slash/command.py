@@ -164,7 +164,7 @@ class SmsCommand:
         assert args.name is not None
         created = False
         for account in accounts:
-            known = (await contacts.book(account.name)).get(args.number)
+            known = await contacts.get(account.name, args.number)
             note = known.note if known is not None else ""  # a note from an import stays
             saved = await contacts.save_many(
                 account.name, [ContactEntry(args.number, args.name, note)]

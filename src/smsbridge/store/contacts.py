@@ -72,10 +72,14 @@ class Contacts:
         added = sum(1 for entry in fresh if entry.number not in known)
         return Saved(added, len(fresh) - added, len(entries) - len(fresh))
 
+    async def get(self, account: str, number: str) -> ContactEntry | None:
+        """The number's entry as stored now (not the in-memory copy of the book)."""
+        found = await self._read(account, [number])
+        return found[0] if found else None
+
     async def remove(self, account: str, number: str) -> ContactEntry | None:
         """The entry removed, or None if the number had none."""
-        found = await self._read(account, [number])
-        entry = found[0] if found else None
+        entry = await self.get(account, number)
         if entry is not None:
             async with self._engine.begin() as conn:
                 await conn.execute(
