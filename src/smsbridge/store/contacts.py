@@ -20,6 +20,7 @@ from smsbridge.store.schema import contacts
 
 BOOK_TTL = 30.0  # seconds a process trusts its copy of a book
 BOOK_LIMIT = 100_000  # contacts per account held in memory: a bound, far above real books
+_ENTRY = (contacts.c.number, contacts.c.name, contacts.c.note)  # as ContactEntry orders them
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Contacts:
         """The first `limit` contacts by name, and how many there are in all."""
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                select(contacts.c.number, contacts.c.name, contacts.c.note)
+                select(*_ENTRY)
                 .where(contacts.c.account == account)
                 .order_by(func.lower(contacts.c.name), contacts.c.number)
                 .limit(limit)
@@ -112,9 +113,7 @@ class Contacts:
             return cached[1]
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                select(contacts.c.number, contacts.c.name, contacts.c.note)
-                .where(contacts.c.account == account)
-                .limit(BOOK_LIMIT)
+                select(*_ENTRY).where(contacts.c.account == account).limit(BOOK_LIMIT)
             )
             book = {row.number: ContactEntry(*row) for row in rows}
         self._books[account] = (now, book)
@@ -125,7 +124,7 @@ class Contacts:
         async with self._engine.connect() as conn:
             for start in range(0, len(numbers), 500):  # keep IN (...) lists modest
                 rows = await conn.execute(
-                    select(contacts.c.number, contacts.c.name, contacts.c.note).where(
+                    select(*_ENTRY).where(
                         contacts.c.account == account,
                         contacts.c.number.in_(numbers[start : start + 500]),
                     )
