@@ -40,9 +40,17 @@ def error_code(error: SlackApiError) -> tuple[int, str | None]:
 def classify(error: SlackApiError, channel: str) -> Exception:
     """Map an SDK error to ours. 429 and not_in_channel are handled before this is called."""
     status, code = error_code(error)
+    return classify_answer(
+        status, code, isinstance(getattr(error.response, "data", None), dict), channel
+    )
+
+
+def classify_answer(status: int, code: str | None, is_json: bool, channel: str) -> Exception:
+    """Map a failed call's HTTP status and Slack's error code (None when the answer had none,
+    or was not a JSON object: `is_json` False) to ours."""
     if code in AUTH_ERRORS:
         return SlackAuthError(str(code))
-    if code is None and not isinstance(getattr(error.response, "data", None), dict):
+    if code is None and not is_json:
         return SlackTransientError(f"Slack answered HTTP {status} with a body that is not JSON")
     if status >= 500 or code in (
         "internal_error",

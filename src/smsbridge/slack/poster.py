@@ -16,14 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from smsbridge.errors import SlackRejectedError, SlackTransientError
 from smsbridge.ratelimit import Pacer
-from smsbridge.slack.errors import classify, error_code
+from smsbridge.slack.errors import classify_answer
 from smsbridge.slack.render import EVENT_TYPE, SlackMessage
+from smsbridge.slack.webapi import Answer, WebApi
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class SlackPoster:
         post_interval: float = 0.0,
         post_burst: int = 1,
     ) -> None:
-        self._client = client
+        self._api = WebApi(client)
         # Slack allows about one message per second per channel, with short bursts: a token
         # bucket per channel lets a burst go at once and paces a backlog, which avoids a 429
         # (and a lost second) on every post. A 429's Retry-After still pauses the channel.
@@ -101,7 +100,7 @@ class SlackPoster:
             await self._sleep(wait)
         try:
             response = await self._call(
-                "chat_postMessage",
+                "chat.postMessage",
                 channel,
                 text=message.text,
                 blocks=message.blocks,
@@ -132,7 +131,7 @@ class SlackPoster:
 
         Feedback, not delivery: a failure here is logged and dropped.
         """
-        method = "reactions_add" if add else "reactions_remove"
+        method = "reactions.add" if add else "reactions.remove"
         try:
             await self._call(method, channel, timestamp=ts, name=name)
         except (SlackTransientError, SlackRejectedError) as error:
@@ -156,7 +155,7 @@ class SlackPoster:
                 await self._sleep(self._post_interval)
             if thread_ts:
                 response = await self._call(
-                    "conversations_replies",
+                    "conversations.replies",
                     channel,
                     ts=thread_ts,
                     include_all_metadata=True,
@@ -165,7 +164,7 @@ class SlackPoster:
                 )
             else:
                 response = await self._call(
-                    "conversations_history",
+                    "conversations.history",
                     channel,
                     oldest=f"{oldest:.6f}",
                     include_all_metadata=True,
@@ -187,7 +186,9 @@ class SlackPoster:
             f"(still more after {MAX_LOOKUP_PAGES} pages)"
         )
 
-    async def _call(self, method: str, channel: str, **kwargs: Any) -> AsyncSlackResponse:
+    async def _call(self, method: str, channel: str, **kwargs: Any) -> dict[str, Any]:
+        """Slack's answer to `method`, once it is ok: a 429 waits its Retry-After and asks
+        again, `not_in_channel` joins and asks again; anything else raises ours."""
         joined = False
         while True:
             # Asked again after each sleep: uvloop's timers count whole milliseconds and may
@@ -195,57 +196,55 @@ class SlackPoster:
             # thing Slack's limits forbid outright.
             while (wait := self._not_before.get(channel, 0.0) - time.monotonic()) > 0:
                 await self._sleep(wait)
-            try:
-                response: AsyncSlackResponse = await getattr(self._client, method)(
-                    channel=channel, **kwargs
+            answer = await self._ask(method, {"channel": channel, **kwargs})
+            if answer.status == 429:
+                delay = retry_after(answer.retry_after)
+                self._on_rate_limited(channel)
+                log.warning(
+                    "Slack rate-limits channel %s: waiting %.1fs",
+                    channel,
+                    delay,
+                    extra={"channel": channel, "retry_after": delay},
                 )
-            except SlackApiError as error:
-                status, code = error_code(error)
-                if status == 429:
-                    delay = retry_after(error.response)
-                    self._on_rate_limited(channel)
-                    log.warning(
-                        "Slack rate-limits channel %s: waiting %.1fs",
-                        channel,
-                        delay,
-                        extra={"channel": channel, "retry_after": delay},
-                    )
-                    self._not_before[channel] = time.monotonic() + delay
-                    continue
-                if code == "not_in_channel" and not joined:
-                    joined = await self._join(channel)
-                    continue
-                raise classify(error, channel) from None
-            except (TimeoutError, aiohttp.ClientError) as error:
-                raise SlackTransientError(
-                    f"cannot reach Slack ({type(error).__name__}: {error})"
-                ) from None
-            except (AttributeError, TypeError, ValueError) as error:
-                # The SDK stumbling over an answer that is not a JSON object (a list, text)
-                raise SlackTransientError(
-                    f"Slack sent an answer that is not a JSON object ({type(error).__name__})"
-                ) from None
-            if not isinstance(response.data, dict):
+                self._not_before[channel] = time.monotonic() + delay
+                continue
+            data = answer.data
+            if data is not None and data.get("ok") is True and answer.status == 200:
+                return data
+            code = _code_of(data)
+            if code == "not_in_channel" and not joined:
+                joined = await self._join(channel)
+                continue
+            if data is None and answer.status < 400:
                 raise SlackTransientError("Slack sent an answer that is not a JSON object")
-            return response
+            raise classify_answer(answer.status, code, data is not None, channel)
+
+    async def _ask(self, method: str, args: dict[str, Any]) -> Answer:
+        try:
+            return await self._api.call(method, args, as_json=method == "chat.postMessage")
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise SlackTransientError(
+                f"cannot reach Slack ({type(error).__name__}: {error})"
+            ) from None
 
     async def _join(self, channel: str) -> bool:
         """Join `channel`; False when rate-limited (the retried call waits, then joins again)."""
         log.info("joining Slack channel %s to post there", channel)
-        try:
-            await self._client.conversations_join(channel=channel)
-        except SlackApiError as error:
-            if error_code(error)[0] == 429:
-                self._not_before[channel] = time.monotonic() + retry_after(error.response)
-                return False
-            raise classify(error, channel) from None
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise SlackTransientError(f"cannot reach Slack ({type(error).__name__})") from None
-        except (AttributeError, TypeError, ValueError) as error:
-            raise SlackTransientError(
-                f"Slack sent an answer that is not a JSON object ({type(error).__name__})"
-            ) from None
-        return True
+        answer = await self._ask("conversations.join", {"channel": channel})
+        if answer.status == 429:
+            self._not_before[channel] = time.monotonic() + retry_after(answer.retry_after)
+            return False
+        data = answer.data
+        if data is not None and data.get("ok") is True:
+            return True
+        if data is None and answer.status < 400:
+            raise SlackTransientError("Slack sent an answer that is not a JSON object")
+        raise classify_answer(answer.status, _code_of(data), data is not None, channel)
+
+
+def _code_of(data: dict[str, Any] | None) -> str | None:
+    code = data.get("error") if data is not None else None
+    return str(code) if code else None
 
 
 def _find_in(messages: Any, document_id: str) -> str | None:
@@ -268,14 +267,12 @@ def _find_in(messages: Any, document_id: str) -> str | None:
     return None
 
 
-def retry_after(response: Any) -> float:
-    """Seconds to wait after a 429: Slack's Retry-After, clamped to a sane range.
+def retry_after(raw: str | None) -> float:
+    """Seconds to wait after a 429: Slack's Retry-After header, clamped to a sane range.
 
     A value that is missing, not a number, negative, infinite or absurdly long would make a
     hot loop or stall a channel for a day; it is replaced, and the log says so.
     """
-    headers = getattr(response, "headers", None) or {}
-    raw = headers.get("Retry-After")
     try:
         value = float(str(raw)) if raw is not None else math.nan
     except ValueError:
