@@ -184,8 +184,9 @@ def slack_methods_called() -> set[str]:
                 name = node.attr
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 name = node.value
+            # the SDK's method names (chat_postMessage) and the Web API's own (chat.postMessage)
             if name and re.fullmatch(
-                r"(auth|chat|conversations|users|apps|reactions|usergroups)_[a-zA-Z_]+", name
+                r"(auth|chat|conversations|users|apps|reactions|usergroups)[_.][a-zA-Z_.]+", name
             ):
                 called.add(name.replace("_", "."))
     return called

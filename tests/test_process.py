@@ -62,6 +62,38 @@ async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
         await store.close()
 
 
+async def test_sigterm_mid_backlog_leaves_no_sms_in_doubt_and_a_restart_posts_the_rest_once(
+    served: Served, tmp_path: Path
+) -> None:
+    # Posts are pipelined (one SMS's confirm is written while the next is posted, each confirm
+    # claiming the SMS two ahead): a stop must confirm what was posted and release what was
+    # claimed but not posted, so no SMS is left for a check in Slack.
+    served.slack.post_delay = 0.05
+    env = bridge_env(served, tmp_path)
+    expected = [served.provider.add(ALICE, f"backlog {n}").document_id for n in range(30)]
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(served.slack.wait_for_sms(5), 30)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = await finish(process)
+    assert code == 0, err
+    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
+    try:
+        counts = await store.ledger.counts(USERNAME)
+    finally:
+        await store.close()
+    assert counts["posting"] == 0
+    assert counts["posted"] == len(served.slack.document_ids())  # every post confirmed
+    assert 5 <= counts["posted"] < len(expected)  # stopped mid-backlog, as meant
+
+    process = await smsbridge("run", env=env)
+    await asyncio.wait_for(served.slack.wait_for_sms(len(expected)), 60)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = await finish(process)
+    assert code == 0, err
+    assert served.slack.document_ids() == expected  # each once, in order
+    assert not [m for _, m, _, _ in served.slack.calls if m == "conversations.history"]
+
+
 async def test_sigkill_mid_stream_then_restart_delivers_every_sms_exactly_once(
     served: Served, tmp_path: Path
 ) -> None:

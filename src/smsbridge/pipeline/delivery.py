@@ -152,30 +152,25 @@ class Delivery:
                 if self._progress:
                     self._progress.start(channel, total)
             done = 0
-            while not self._stop.is_set():
-                claimed_at: float | None = None  # the row's claim, made by the last confirm
-                for index, row in enumerate(rows):
-                    if self._stop.is_set() or not self._may_deliver():
-                        if claimed_at is not None:  # claimed, never posted: no doubt to leave
-                            await self._store.ledger.release(self._account, row, self._holder)
-                        return
-                    following = rows[index + 1] if index + 1 < len(rows) else None
-                    claimed_at = await self._deliver_with_retry(
-                        row,
-                        claimed_at,
-                        following if following and following.state != POSTING else None,
+
+            def posted_one() -> None:
+                nonlocal done
+                done += 1
+                if catch_up and self._progress:
+                    self._progress.advance(channel, min(done, total))
+                if catch_up and (done % max(1, total // 10) == 0 or done == total):
+                    log.info(
+                        "catching up in %s: %d of %d SMS posted",
+                        channel,
+                        min(done, total),
+                        total,
+                        extra={"channel": channel, "done": min(done, total), "total": total},
                     )
-                    done += 1
-                    if catch_up and self._progress:
-                        self._progress.advance(channel, min(done, total))
-                    if catch_up and (done % max(1, total // 10) == 0 or done == total):
-                        log.info(
-                            "catching up in %s: %d of %d SMS posted",
-                            channel,
-                            min(done, total),
-                            total,
-                            extra={"channel": channel, "done": min(done, total), "total": total},
-                        )
+
+            while not self._stop.is_set():
+                await self._post_rows(rows, posted_one)
+                if self._stop.is_set() or not self._may_deliver():
+                    return
                 # Every SMS stored for this channel wakes it (`wake`, or `kick` after a poll):
                 # when the last read held all that waited and no wake came since, we are done,
                 # without one more read per SMS that arrives alone.
@@ -192,6 +187,50 @@ class Delivery:
         finally:
             if self._progress:
                 self._progress.finish(channel)
+
+    async def _post_rows(self, rows: Sequence[LedgerRow], posted_one: Callable[[], None]) -> None:
+        """Post `rows` (one channel's, in order) until done or stopping, calling `posted_one`
+        after each.
+
+        Pipelined: the commit that confirms one SMS runs while the next one is posted, so the
+        channel does not wait for the database between posts. Each confirm claims the row two
+        ahead (its own next is already claimed, since its post is under way meanwhile), and
+        every confirm is written before this returns: the next read of the backlog must not
+        find a posted SMS still waiting. A row claimed ahead but not posted (we are stopping)
+        is released."""
+        claims: dict[int, float] = {}  # row index -> its claim, made ahead by a confirm
+        confirming: list[tuple[int, asyncio.Future[float | None]]] = []  # (row it claims, ...)
+        try:
+            for index, row in enumerate(rows):
+                while confirming and confirming[0][0] <= index:  # the confirm that claimed this
+                    target, written = confirming.pop(0)
+                    if (claimed := await written) is not None:
+                        claims[target] = claimed
+                if self._stop.is_set() or not self._may_deliver():
+                    break
+                ahead = rows[index + 2] if index + 2 < len(rows) else None
+                confirm = await self._deliver_with_retry(
+                    row,
+                    claims.pop(index, None),
+                    ahead if ahead is not None and ahead.state != POSTING else None,
+                )
+                if confirm is not None:
+                    confirming.append((index + 2, confirm))
+                posted_one()
+        finally:
+            # Awaited even when stopping or failing, each on its own: one failed commit leaves
+            # its SMS in doubt (checked in Slack next time), and must not leave the others.
+            failed: BaseException | None = None
+            for target, written in confirming:
+                try:
+                    if (claimed := await written) is not None:
+                        claims[target] = claimed
+                except Exception as error:
+                    failed = failed or error
+            for index in claims:  # claimed, never posted: no doubt to leave
+                await self._store.ledger.release(self._account, rows[index], self._holder)
+            if failed is not None:
+                raise failed
 
     async def _announce_catch_up(self, channel: str, total: int, *, away: bool) -> bool:
         """One line before a large backlog, so readers know why so many SMS arrive now: the
@@ -219,10 +258,10 @@ class Delivery:
 
     async def _deliver_with_retry(
         self, row: LedgerRow, claimed_at: float | None, following: LedgerRow | None
-    ) -> float | None:
+    ) -> asyncio.Future[float | None] | None:
         """Post `row` (claimed at `claimed_at` already, or claimed here), retrying what may
-        succeed later. The confirm of its post claims `following` too: returns that claim's
-        time, or None when `following` was not claimed."""
+        succeed later. Returns its confirm, being written, whose result is the claim of
+        `following` (made in the same commit) or None; None when `row` was not posted."""
         alert = alert_for(self._alerts, row.sms.sender, row.sms.text)
         contact = (await self._store.contacts.book(self._account)).get(row.sms.sender)
         try:
@@ -282,9 +321,9 @@ class Delivery:
 
     async def _deliver(
         self, row: LedgerRow, message: SlackMessage, broadcast: bool, following: LedgerRow | None
-    ) -> float | None:
+    ) -> asyncio.Future[float | None]:
         """One attempt: find the thread, check Slack first if the row is in doubt, post.
-        Returns the claim time of `following`, claimed with the confirm, or None."""
+        Returns the confirm being written (see `_deliver_with_retry`)."""
         sms = row.sms
         key = ThreadKey(row.channel, sms.sender, sms.origin_document_id or "")
         thread = await self._store.threads.get(self._account, key)
@@ -313,23 +352,25 @@ class Delivery:
                 found = None
             if found is not None:
                 log.info("SMS %s was already in Slack; not posting it again", sms.document_id)
-                return await self._confirm(row, found, key, thread_ts or found, following)
+                return self._confirm(row, found, key, thread_ts or found, following)
         ts = await self._poster.post(
             row.channel, message, thread_ts, reply_broadcast=broadcast and thread_ts is not None
         )
-        claimed_next = await self._confirm(row, ts, key, thread_ts or ts, following)
+        confirm = self._confirm(row, ts, key, thread_ts or ts, following)
         self.last_error = None
         self._metrics.bridged.labels(self._label).inc()
         self._metrics.lag.labels(self._label).observe(max(0.0, time.time() - sms.timestamp))
-        return claimed_next
+        return confirm
 
-    async def _confirm(
+    def _confirm(
         self, row: LedgerRow, ts: str, key: ThreadKey, thread_ts: str, following: LedgerRow | None
-    ) -> float | None:
-        # The next SMS is claimed in the same commit, unless we are about to stop posting.
+    ) -> asyncio.Future[float | None]:
+        # The next SMS may be posted before this commit lands: it must find this thread.
+        self._store.threads.posted(self._account, key, thread_ts, row.sms.timestamp)
+        # A later SMS is claimed in the same commit, unless we are about to stop posting.
         if self._stop.is_set() or not self._may_deliver():
             following = None
-        return await self._confirms.submit(Confirmation(row, ts, key, thread_ts, following))
+        return self._confirms.enqueue(Confirmation(row, ts, key, thread_ts, following))
 
     async def _write_confirms(self, batch: Sequence[Confirmation]) -> list[float | None]:
         return await self._store.ledger.confirm_many(self._account, batch, self._holder)

@@ -34,11 +34,17 @@ class GroupCommit(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """Once `item` is committed: its result. Raises what the database raised."""
+        return await self.enqueue(item)
+
+    def enqueue(self, item: Item) -> asyncio.Future[Result]:
+        """Queue `item` and return at once: the future holds its result once committed, for a
+        caller with other work to do meanwhile (it must await the future before relying on
+        the write)."""
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name=self._name)
-        return await done
+        return done
 
     async def _write(self) -> None:
         while self._queue:

@@ -65,6 +65,14 @@ class Threads:
             remembered.append(ThreadEntry(thread_ts, last))
         return remembered
 
+    def posted(self, account: str, key: ThreadKey, thread_ts: str, stamp: int) -> None:
+        """An SMS stamped `stamp` is in Slack in `key`'s thread `thread_ts`; its commit
+        (`remember_many`) is on the way. Known at once, so the next SMS of the same person,
+        posted while that commit is written, goes into the same thread."""
+        cached = self._cache.get((account, key))
+        last = max(stamp, cached.last_sms_timestamp) if cached else stamp
+        self._keep(account, key, ThreadEntry(thread_ts, last))
+
     def learned(self, account: str, key: ThreadKey, entry: ThreadEntry) -> None:
         """After the commit of `remember`: the entry as the database now holds it."""
         self._keep(account, key, entry)
