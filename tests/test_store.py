@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
-from smsbridge.store.ledger import Confirmation, PostRef
+from smsbridge.store.ledger import _CLAIM, Confirmation, PostRef
 from smsbridge.store.schema import LATEST, schema_version, threads
 from smsbridge.store.store import Store, async_url
 from smsbridge.store.threads import ThreadEntry
@@ -370,3 +370,29 @@ async def test_a_push_and_a_poll_of_one_sms_at_once_keep_one_under_two_ids(store
         )
     counts = await store.ledger.counts(ACCOUNT)
     assert (counts["pending"], counts["twin"]) == (5, 5)
+
+
+@pytest.mark.postgres
+async def test_a_claim_finds_its_row_by_key_however_large_the_backlog(
+    postgres_database: str,
+) -> None:
+    # A new database holding a large backlog has no planner statistics yet. Claims must still
+    # look their row up by key, not walk every pending row of the account (which made the
+    # drain slow down as the backlog grew).
+    store = Store.open(postgres_database)
+    await store.upgrade()
+    try:
+        backlog = [sms(str(n), 100 + n // 40) for n in range(3000)]
+        await store.ledger.ingest(ACCOUNT, backlog, ["C1"] * len(backlog), 10)
+        claim = _CLAIM.compile(dialect=store.engine.dialect)
+        values = {"b_account": ACCOUNT, "b_document_id": "1500", "b_now": 1.0, "b_holder": "me"}
+        bound = claim.construct_params(values)  # with the statement's own (the states)
+        args = tuple(bound[name] for name in claim.positiontup or ())
+        async with store.engine.connect() as conn:
+            answer = await conn.exec_driver_sql(f"EXPLAIN {claim}", args)
+            plan = "\n".join(str(row[0]) for row in answer)
+        assert "ledger_backlog" not in plan, plan
+        assert "ledger_pkey" in plan, plan
+        assert await store.ledger.claim(ACCOUNT, "1500") is not None
+    finally:
+        await store.close()
