@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey
@@ -30,6 +31,8 @@ from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
 
 log = logging.getLogger(__name__)
+
+ANALYZE_AFTER = 1000  # rows inserted before PostgreSQL's statistics are refreshed
 
 
 class State(StrEnum):
@@ -92,6 +95,7 @@ class Ledger:
         # is the polled documentId is undocumented): then it is matched by its content too.
         self.match_twins = False
         self.drop_posted_text = True  # SMSBRIDGE_DROP_POSTED_TEXT
+        self._unanalyzed = 0  # rows inserted since this process last refreshed statistics
         # The "insert unless present" that dedupes SMS by documentId is dialect-specific.
         self._insert_unless_present = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -161,6 +165,7 @@ class Ledger:
             news = await self._insert_many(conn, unknown, now, "poll")
             fresh = [sms for (_, sms, _), new in zip(unknown, news, strict=True) if new]
             await self._cursors.advance(conn, account, next_since)
+        await self._analyze_after(len(fresh))
         return fresh, fresh_invalid
 
     async def ingest_pushed_many(
@@ -170,7 +175,28 @@ class Ledger:
         cursor is polling's own); for each, True if it was new."""
         now = time.time()
         async with self._engine.begin() as conn:
-            return await self._insert_many(conn, pushed, now, "push")
+            news = await self._insert_many(conn, pushed, now, "push")
+        await self._analyze_after(sum(news))
+        return news
+
+    async def _analyze_after(self, inserted: int) -> None:
+        """On PostgreSQL, refresh the ledger's planner statistics once many rows arrived.
+
+        Without them (a new database taking a large backlog, before autovacuum's next look
+        a minute later) the planner guessed one row for any condition on the account and
+        walked every row of it by whichever index came first, for each claim and confirm:
+        a 20,000-SMS drain slowed to 341 SMS/s. ANALYZE samples the table in milliseconds."""
+        if self._engine.dialect.name != "postgresql":
+            return  # SQLite plans by its indexes' shape, and it plans these well
+        self._unanalyzed += inserted
+        if self._unanalyzed < ANALYZE_AFTER:
+            return
+        self._unanalyzed = 0
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(text("ANALYZE ledger"))
+        except DBAPIError as error:  # not the table's owner: autovacuum still does it, later
+            log.info("could not refresh the ledger's statistics: %s", error.orig)
 
     async def _insert_many(
         self,
