@@ -208,16 +208,12 @@ class SlackPoster:
                 )
                 self._not_before[channel] = time.monotonic() + delay
                 continue
-            data = answer.data
-            if data is not None and data.get("ok") is True and answer.status == 200:
-                return data
-            code = _code_of(data)
-            if code == "not_in_channel" and not joined:
+            if answer.data is not None and answer.ok:
+                return answer.data
+            if _code_of(answer.data) == "not_in_channel" and not joined:
                 joined = await self._join(channel)
                 continue
-            if data is None and answer.status < 400:
-                raise SlackTransientError("Slack sent an answer that is not a JSON object")
-            raise classify_answer(answer.status, code, data is not None, channel)
+            raise _failure(answer, channel)
 
     async def _ask(self, method: str, args: dict[str, Any]) -> Answer:
         try:
@@ -234,17 +230,21 @@ class SlackPoster:
         if answer.status == 429:
             self._not_before[channel] = time.monotonic() + retry_after(answer.retry_after)
             return False
-        data = answer.data
-        if data is not None and data.get("ok") is True:
+        if answer.ok:
             return True
-        if data is None and answer.status < 400:
-            raise SlackTransientError("Slack sent an answer that is not a JSON object")
-        raise classify_answer(answer.status, _code_of(data), data is not None, channel)
+        raise _failure(answer, channel)
 
 
 def _code_of(data: dict[str, Any] | None) -> str | None:
     code = data.get("error") if data is not None else None
     return str(code) if code else None
+
+
+def _failure(answer: Answer, channel: str) -> Exception:
+    """Ours for an answer that was not ok (and not a 429)."""
+    if answer.data is None and answer.status < 400:
+        return SlackTransientError("Slack sent an answer that is not a JSON object")
+    return classify_answer(answer.status, _code_of(answer.data), answer.data is not None, channel)
 
 
 def _find_in(messages: Any, document_id: str) -> str | None:

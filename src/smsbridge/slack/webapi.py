@@ -31,6 +31,11 @@ class Answer:
     data: dict[str, Any] | None  # None: the body was not a JSON object
     retry_after: str | None  # the Retry-After header, as sent
 
+    @property
+    def ok(self) -> bool:
+        """Slack did what was asked: HTTP 200 with `"ok": true`."""
+        return self.status == 200 and self.data is not None and self.data.get("ok") is True
+
 
 class WebApi:
     def __init__(self, client: AsyncWebClient) -> None:
