@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsbridge.contacts_file import ContactEntry
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import contacts
 
 BOOK_TTL = 30.0  # seconds a process trusts its copy of a book
@@ -34,8 +34,7 @@ class Contacts:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._books: dict[str, tuple[float, dict[str, ContactEntry]]] = {}
-        postgres = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if postgres else sqlite.insert
+        self._insert = conflict_insert(engine)
 
     async def save_many(self, account: str, entries: Sequence[ContactEntry]) -> Saved:
         """Add or update each entry, in one transaction: an import run twice changes nothing."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import leases
 
 
@@ -29,11 +29,8 @@ class Leases:
         """Take or renew the lease on `account` for `ttl` seconds; False if another holds it."""
         async with self._engine.begin() as conn:
             now = float((await conn.execute(select(self._db_now()))).scalar_one())
-            insert = (
-                postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-            )
             await conn.execute(
-                insert(leases)
+                conflict_insert(self._engine)(leases)
                 .values(account=account, holder=holder, expires_at=now + ttl)
                 .on_conflict_do_nothing(index_elements=["account"])
             )

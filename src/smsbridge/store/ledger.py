@@ -20,12 +20,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey
 from smsbridge.store.cursors import Cursors
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import ledger
 from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
@@ -97,9 +97,7 @@ class Ledger:
         self.drop_posted_text = True  # SMSBRIDGE_DROP_POSTED_TEXT
         self._unanalyzed = 0  # rows inserted since this process last refreshed statistics
         # The "insert unless present" that dedupes SMS by documentId is dialect-specific.
-        self._insert_unless_present = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert_unless_present = conflict_insert(engine)
         # Built once and run with many rows (SQLAlchemy batches them into multi-row INSERTs in
         # order, so arrival order holds): a statement built per page with its values inline
         # cost 12 times more per SMS, nearly all of it compiling (measured 0.38 ms per SMS).

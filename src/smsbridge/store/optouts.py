@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import optouts
 
 
@@ -27,10 +27,8 @@ class OptOuts:
                     )
                 )
                 return
-            postgres = self._engine.dialect.name == "postgresql"
-            insert = postgresql.insert if postgres else sqlite.insert
             await conn.execute(
-                insert(optouts)
+                conflict_insert(self._engine)(optouts)
                 .values(account=account, line=line or "", number=number, opted_out_at=time.time())
                 .on_conflict_do_nothing(index_elements=["account", "line", "number"])
             )

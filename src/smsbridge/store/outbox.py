@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import RowMapping, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsbridge.models import ThreadKey
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import outbound
 from smsbridge.store.states import count_states
 from smsbridge.store.threads import Threads
@@ -72,8 +72,7 @@ class Outbox:
     ) -> bool:
         """Queue an SMS (or record why it is refused); False when this Slack message was
         recorded before (a repeated event)."""
-        postgres = self._engine.dialect.name == "postgresql"
-        insert = postgresql.insert if postgres else sqlite.insert
+        insert = conflict_insert(self._engine)
         now = time.time()
         async with self._engine.begin() as conn:
             result = await conn.execute(

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import ThreadKey
+from smsbridge.store.dialects import conflict_insert
 from smsbridge.store.schema import threads
 
 
@@ -30,7 +30,7 @@ class Threads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._cache: OrderedDict[tuple[str, ThreadKey], ThreadEntry] = OrderedDict()
-        self._remember = _remember_statement(engine.dialect.name)
+        self._remember = _remember_statement(engine)
 
     async def get(self, account: str, key: ThreadKey) -> ThreadEntry | None:
         cached = self._cache.get((account, key))
@@ -118,9 +118,9 @@ _KEY = and_(
 _GET = select(threads.c.thread_ts, threads.c.last_sms_timestamp).where(_KEY)
 
 
-def _remember_statement(dialect: str) -> Any:
+def _remember_statement(engine: AsyncEngine) -> Any:
     """Insert the thread, or point it at `ts` and keep the later of the two last stamps."""
-    upsert = postgresql.insert(threads) if dialect == "postgresql" else sqlite.insert(threads)
+    upsert = conflict_insert(engine)(threads)
     statement = upsert.values(
         account=bindparam("b_account"),
         channel=bindparam("b_channel"),
