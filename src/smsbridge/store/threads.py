@@ -58,24 +58,24 @@ class Threads:
                 for key, thread_ts, stamp in entries
             ],
         )
-        remembered = []
-        for key, thread_ts, stamp in entries:
-            cached = self._cache.get((account, key))
-            last = max(stamp, cached.last_sms_timestamp) if cached else stamp
-            remembered.append(ThreadEntry(thread_ts, last))
-        return remembered
+        return [self._merged(account, key, thread_ts, stamp) for key, thread_ts, stamp in entries]
 
     def posted(self, account: str, key: ThreadKey, thread_ts: str, stamp: int) -> None:
         """An SMS stamped `stamp` is in Slack in `key`'s thread `thread_ts`; its commit
         (`remember_many`) is on the way. Known at once, so the next SMS of the same person,
         posted while that commit is written, goes into the same thread."""
-        cached = self._cache.get((account, key))
-        last = max(stamp, cached.last_sms_timestamp) if cached else stamp
-        self._keep(account, key, ThreadEntry(thread_ts, last))
+        self._keep(account, key, self._merged(account, key, thread_ts, stamp))
 
     def learned(self, account: str, key: ThreadKey, entry: ThreadEntry) -> None:
         """After the commit of `remember`: the entry as the database now holds it."""
         self._keep(account, key, entry)
+
+    def _merged(self, account: str, key: ThreadKey, thread_ts: str, stamp: int) -> ThreadEntry:
+        """`key`'s thread is `thread_ts` and has an SMS at `stamp`: its entry, keeping the later
+        last stamp of the one cached, as the database's upsert does."""
+        cached = self._cache.get((account, key))
+        last = max(stamp, cached.last_sms_timestamp) if cached else stamp
+        return ThreadEntry(thread_ts, last)
 
     def forget_cached(self, account: str) -> None:
         """This replica (re)gained the lease: others may have written threads meanwhile."""
