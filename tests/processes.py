@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import INBOX, OPS, OPS_LINE, PASSWORD, USERNAME, Served
+from smsbridge.store.store import Store
 
 
 def free_port() -> int:
@@ -129,3 +130,12 @@ class TcpProxy:
             for side in (writer, upstream_writer):
                 side.close()
             self._pipes.discard(task)
+
+
+async def ledger_counts(env: dict[str, str]) -> dict[str, int]:
+    """The ledger's rows per state, read from the database of a `smsbridge run` that stopped."""
+    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
+    try:
+        return await store.ledger.counts(USERNAME)
+    finally:
+        await store.close()

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, PASSWORD, USERNAME, Served
-from processes import bridge_env, finish, smsbridge, wait_ready
+from conftest import INBOX, OPS, OPS_LINE, OTHER_LINE, PASSWORD, Served
+from processes import bridge_env, finish, ledger_counts, smsbridge, wait_ready
 from smsbridge.provider.client import INTERNAL_ERROR, REJECTIONS
 from smsbridge.sim.provider import Fault
-from smsbridge.store.store import Store
 
 ALICE, BOB = "61409560857", "61412345678"
 DEAD_LINE = "61400000009"
@@ -102,11 +101,7 @@ async def test_fault_matrix_in_a_running_process(served: Served, tmp_path: Path)
     assert PASSWORD not in err  # the echoed form never reached the log
     assert "Traceback" not in err
     assert Counter(served.slack.document_ids()) == Counter(expected)
-    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
-    try:
-        counts = await store.ledger.counts(USERNAME)
-    finally:
-        await store.close()
+    counts = await ledger_counts(env)
     assert counts["failed"] == 1
     assert counts["invalid"] == 1  # the broken record, kept once although sent every poll
     assert failed not in served.slack.document_ids()

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from conftest import OPS, OPS_LINE, OTHER_LINE, USERNAME, Served
-from processes import bridge_env, finish, free_port, smsbridge, wait_ready
+from processes import bridge_env, finish, free_port, ledger_counts, smsbridge, wait_ready
 from smsbridge.sim.provider import Account
 from smsbridge.store.schema import LATEST
 from smsbridge.store.store import Store
@@ -76,11 +76,7 @@ async def test_sigterm_mid_backlog_leaves_no_sms_in_doubt_and_a_restart_posts_th
     process.send_signal(signal.SIGTERM)
     code, _, err = await finish(process)
     assert code == 0, err
-    store = Store.open(env["SMSBRIDGE_DATABASE_URL"])
-    try:
-        counts = await store.ledger.counts(USERNAME)
-    finally:
-        await store.close()
+    counts = await ledger_counts(env)
     assert counts["posting"] == 0
     assert counts["posted"] == len(served.slack.document_ids())  # every post confirmed
     assert 5 <= counts["posted"] < len(expected)  # stopped mid-backlog, as meant
