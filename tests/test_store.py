@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
@@ -139,6 +140,26 @@ async def test_one_confirm_transaction_posts_several_channels_and_claims_each_ne
     assert set(rows) == {"a2", "b2"}  # a1 and b1 are posted
     [posted] = (await store.ledger.posts(ACCOUNT, ["a1"])).values()
     assert (posted.ts, posted.thread_ts) == ("1.1", "1.1")
+
+
+async def test_a_group_confirm_that_fails_midway_writes_nothing_and_says_why_without_values(
+    store: Store,
+) -> None:
+    await store.ledger.ingest(ACCOUNT, [sms("a1", 100), sms("a2", 101)], ["C1", "C1"], 10)
+    a1, a2 = await store.ledger.backlog(ACCOUNT, "C1")
+    assert await store.ledger.claim(ACCOUNT, "a1", "me") is not None
+    async with store.engine.begin() as conn:  # the thread's write, after the confirm's, fails
+        await conn.execute(text("DROP TABLE threads"))
+    key = ThreadKey("C1", "61409560857", "")
+    with pytest.raises(DBAPIError) as raised:  # as SQLAlchemy raises, whichever runs it
+        await store.ledger.confirm_many(
+            ACCOUNT, [Confirmation(a1, "1.1", key, "1.1", claim=a2)], holder="me"
+        )
+    assert "threads" in str(raised.value)
+    assert "61409560857" not in str(raised.value)  # the values stay out of logs
+    rows = await store.ledger.backlog(ACCOUNT, "C1")  # the confirm and the claim rolled back
+    assert [(r.sms.document_id, r.state) for r in rows] == [("a1", "posting"), ("a2", "pending")]
+    assert await store.ledger.posts(ACCOUNT, ["a1"]) == {}
 
 
 async def test_a_thread_keeps_its_latest_sms_stamp_and_the_cache_is_dropped_on_request(

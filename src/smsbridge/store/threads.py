@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, select
+from sqlalchemy import and_, bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsbridge.models import ThreadKey
-from smsbridge.store.dialects import conflict_insert
+from smsbridge.store.dialects import execute_many
 from smsbridge.store.schema import threads
 
 
@@ -30,7 +29,6 @@ class Threads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._cache: OrderedDict[tuple[str, ThreadKey], ThreadEntry] = OrderedDict()
-        self._remember = _remember_statement(engine)
 
     async def get(self, account: str, key: ThreadKey) -> ThreadEntry | None:
         cached = self._cache.get((account, key))
@@ -51,8 +49,9 @@ class Threads:
         """Inside the caller's transaction: each (key, thread_ts, stamp): `key`'s thread is
         `thread_ts`, last SMS at `stamp` (or later, if the thread already had a later one).
         Returns the entries for `learned`, once the transaction has committed."""
-        await conn.execute(
-            self._remember,
+        await execute_many(
+            conn,
+            _REMEMBER,
             [
                 {**_key_params(account, key), "b_ts": thread_ts, "b_stamp": stamp}
                 for key, thread_ts, stamp in entries
@@ -118,25 +117,13 @@ _KEY = and_(
 _GET = select(threads.c.thread_ts, threads.c.last_sms_timestamp).where(_KEY)
 
 
-def _remember_statement(engine: AsyncEngine) -> Any:
-    """Insert the thread, or point it at `ts` and keep the later of the two last stamps."""
-    upsert = conflict_insert(engine)(threads)
-    statement = upsert.values(
-        account=bindparam("b_account"),
-        channel=bindparam("b_channel"),
-        sender=bindparam("b_sender"),
-        origin=bindparam("b_origin"),
-        thread_ts=bindparam("b_ts"),
-        last_sms_timestamp=bindparam("b_stamp"),
-    )
-    later = statement.excluded.last_sms_timestamp > threads.c.last_sms_timestamp
-    return statement.on_conflict_do_update(
-        index_elements=[threads.c.account, threads.c.channel, threads.c.sender, threads.c.origin],
-        set_={
-            "thread_ts": statement.excluded.thread_ts,
-            "last_sms_timestamp": case(
-                (later, statement.excluded.last_sms_timestamp),
-                else_=threads.c.last_sms_timestamp,
-            ),
-        },
-    )
+# Insert the thread, or point it at `ts` and keep the later of the two last stamps. Run for
+# every post, so written as SQL both databases read alike (see `execute_many`).
+_REMEMBER = text(
+    "INSERT INTO threads (account, channel, sender, origin, thread_ts, last_sms_timestamp)"
+    " VALUES (:b_account, :b_channel, :b_sender, :b_origin, :b_ts, :b_stamp)"
+    " ON CONFLICT (account, channel, sender, origin) DO UPDATE SET"
+    " thread_ts = excluded.thread_ts,"
+    " last_sms_timestamp = CASE WHEN excluded.last_sms_timestamp > threads.last_sms_timestamp"
+    " THEN excluded.last_sms_timestamp ELSE threads.last_sms_timestamp END"
+)
