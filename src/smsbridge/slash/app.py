@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -29,6 +28,9 @@ from smsbridge.errors import SlackAuthError, SlackTransientError
 from smsbridge.slack.errors import AUTH_ERRORS, error_code
 from smsbridge.slash.command import COMMAND, SmsCommand
 from smsbridge.slash.replies import ReplyIntake
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,9 @@ async def connect_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeH
         if code in AUTH_ERRORS:
             raise SlackAuthError(str(code), token="app") from None
         raise SlackTransientError(f"Socket Mode cannot start: {code or error}") from None
+    # Imported here: only Socket Mode needs it, and it was 60 ms of every start-up.
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
     handler = AsyncSocketModeHandler(app, app_token)
     await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("connected to Slack through Socket Mode")
