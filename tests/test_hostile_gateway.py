@@ -34,6 +34,20 @@ async def test_an_sms_stamped_a_year_ahead_is_posted_and_later_sms_still_arrive(
     assert served.slack.document_ids() == [future.document_id, later.document_id]
 
 
+async def test_half_an_emoji_in_one_sms_neither_stalls_the_page_nor_is_lost(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    # A gateway that joined a long SMS part by part split an emoji's surrogate pair: the
+    # page carries one half as a JSON escape. Storing it failed the whole page, every poll.
+    harness = await make_harness()
+    broken = served.provider.add(ALICE, "see you at 5 \ud83d")
+    after = served.provider.add(ALICE, "and an ordinary SMS beside it")
+    await harness.cycle()
+    assert served.slack.document_ids() == [broken.document_id, after.document_id]
+    assert "see you at 5 \ufffd" in served.slack.all_messages()[0]["blocks"][1]["text"]["text"]
+    assert await harness.bridge.store.cursors.get(harness.account) == after.timestamp - 1
+
+
 async def test_the_providers_own_clock_is_the_present(
     served: Served, make_harness: MakeHarness
 ) -> None:

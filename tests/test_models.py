@@ -150,6 +150,37 @@ def test_parser_never_crashes_on_arbitrary_bodies(body: bytes) -> None:
 GOOD = {"from": "61409560857", "documentId": "good1", "timestamp": 1_700_000_000, "text": "hi"}
 
 
+# Surrogates included: JSON can escape one half of a pair (`"\\ud83d"`), and gateways do.
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
+
+
+@given(ANY_TEXT)
+def test_any_sms_text_is_read_as_text_utf8_can_carry_and_good_text_is_kept_as_sent(
+    text: str,
+) -> None:
+    record = {"from": "61409560857", "documentId": "a", "timestamp": 1, "text": text}
+    [sms] = parse_page(page(record)).messages  # ASCII JSON: every half-pair as an escape
+    sms.text.encode("utf-8")  # what the database, Slack's JSON and the logs need
+    if not any("\ud800" <= char <= "\udfff" for char in text):
+        assert sms.text == text
+
+
+def test_half_an_emoji_becomes_the_replacement_character_and_a_whole_one_stays() -> None:
+    body = b'{"status": 0, "messages": [{"from": "61", "documentId": "a", "timestamp": 1,'
+    body += b' "text": "late \\ud83d / on time \\ud83d\\ude00"}]}'
+    [sms] = parse_page(body).messages
+    assert sms.text == "late \ufffd / on time \U0001f600"
+
+
+def test_an_invalid_record_holding_half_an_emoji_is_kept_in_text_utf8_can_carry() -> None:
+    bad = {"from": True, "documentId": "a", "timestamp": 1, "text": "late \ud83d"}
+    parsed = parse_page(page(GOOD, bad))
+    assert [sms.document_id for sms in parsed.messages] == ["good1"]
+    [invalid] = parsed.invalid
+    invalid.raw.encode("utf-8")
+    assert "late \ufffd" in invalid.raw
+
+
 @pytest.mark.parametrize(
     ("bad", "field"),
     [

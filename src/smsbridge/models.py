@@ -77,7 +77,24 @@ OptionalNumber = Annotated[_NumberText | None, BeforeValidator(lambda v: _digits
 
 
 def _text(value: Any) -> Any:
-    return "" if value is None else value
+    if value is None:
+        return ""
+    return well_formed(value) if isinstance(value, str) else value
+
+
+def well_formed(text: str) -> str:
+    """`text` with every lone UTF-16 surrogate replaced by U+FFFD (the replacement character).
+
+    A gateway that joins the parts of a long SMS one by one can split an emoji's surrogate pair
+    between two parts and send each half as a JSON escape (`"\\ud83d"`). Python reads such a
+    half into a str that UTF-8 cannot carry: the database, Slack's JSON and the logs all refuse
+    it, and an SMS holding one made its whole page fail to store, again at every poll, so no
+    later SMS arrived either."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class InboundSms(BaseModel):
@@ -175,7 +192,7 @@ def read_message(record: Any) -> InboundSms | InvalidSms:
             )
             for problem in problems[:3]
         )
-    raw = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
+    raw = well_formed(json.dumps(record, ensure_ascii=False, sort_keys=True, default=str))
     key = "invalid-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
     if len(raw) > RAW_LIMIT:
         raw = raw[:RAW_LIMIT] + f"… ({len(raw) - RAW_LIMIT} more characters cut)"

@@ -388,8 +388,13 @@ class ProviderSim:
             return Response(text[: max(1, len(text) // 2)], media_type="application/json")
         if fault is Fault.NEWEST_BACKWARDS and body.get("status") == 0:
             body["newestMessageTimestamp"] = 0
-        # The gateway's own clock, which also stamps its messages.
-        return JSONResponse(body, headers={"Date": formatdate(self.clock(), usegmt=True)})
+        # The gateway's own clock, which also stamps its messages. ASCII JSON, as many gateways
+        # send it: any text can travel, half an emoji's surrogate pair included (`\ud83d`).
+        return Response(
+            json.dumps(body),
+            media_type="application/json",
+            headers={"Date": formatdate(self.clock(), usegmt=True)},
+        )
 
     async def _drip(self, body: bytes) -> Any:
         for index in range(len(body)):
