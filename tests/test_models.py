@@ -161,7 +161,8 @@ def test_any_sms_text_is_read_as_text_utf8_can_carry_and_good_text_is_kept_as_se
     record = {"from": "61409560857", "documentId": "a", "timestamp": 1, "text": text}
     [sms] = parse_page(page(record)).messages  # ASCII JSON: every half-pair as an escape
     sms.text.encode("utf-8")  # what the database, Slack's JSON and the logs need
-    if not any("\ud800" <= char <= "\udfff" for char in text):
+    assert "\x00" not in sms.text  # which PostgreSQL refuses in text
+    if not any("\ud800" <= char <= "\udfff" or char == "\x00" for char in text):
         assert sms.text == text
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
+from smsbridge.provider.client import parse_page
 from smsbridge.store.ledger import _CLAIM, Confirmation, PostRef
 from smsbridge.store.schema import LATEST, schema_version, threads
 from smsbridge.store.store import Store, async_url
@@ -112,6 +113,18 @@ async def test_unrouted_rows_are_kept_but_never_delivered(store: Store) -> None:
     await store.ledger.ingest(ACCOUNT, [sms("a")], [None], 10)
     assert await store.ledger.backlog_channels(ACCOUNT) == []
     assert (await store.ledger.counts(ACCOUNT))["unrouted"] == 1
+
+
+async def test_any_text_a_gateway_sends_is_stored_in_either_database(store: Store) -> None:
+    # NUL (which PostgreSQL refuses in text) and half an emoji (which UTF-8 cannot carry), as
+    # JSON escapes in an ASCII page: either failed the page's transaction, at every poll.
+    body = b'{"status": 0, "messages": [{"from": "61409560857", "documentId": "a",'
+    body += b' "timestamp": 100, "text": "nul \\u0000, half \\ud83d, whole \\ud83d\\ude00"}]}'
+    page = parse_page(body)
+    fresh, _ = await store.ledger.ingest(ACCOUNT, page.messages, ["C1"], 99)
+    assert [sms.document_id for sms in fresh] == ["a"]
+    [row] = await store.ledger.backlog(ACCOUNT, "C1")
+    assert row.sms.text == "nul \ufffd, half \ufffd, whole \U0001f600"
 
 
 async def test_one_confirm_transaction_posts_several_channels_and_claims_each_next(

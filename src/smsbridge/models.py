@@ -83,13 +83,16 @@ def _text(value: Any) -> Any:
 
 
 def well_formed(text: str) -> str:
-    """`text` with every lone UTF-16 surrogate replaced by U+FFFD (the replacement character).
+    """`text` with what no database can store replaced by U+FFFD (the replacement character):
+    a lone UTF-16 surrogate, and NUL.
 
     A gateway that joins the parts of a long SMS one by one can split an emoji's surrogate pair
     between two parts and send each half as a JSON escape (`"\\ud83d"`). Python reads such a
     half into a str that UTF-8 cannot carry: the database, Slack's JSON and the logs all refuse
-    it, and an SMS holding one made its whole page fail to store, again at every poll, so no
-    later SMS arrived either."""
+    it. PostgreSQL refuses NUL (`"\\u0000"`) in text. Either made an SMS's whole page fail to
+    store, again at every poll, so no later SMS arrived either."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
