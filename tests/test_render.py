@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsbridge.models import InboundSms
+from smsbridge.models import MAX_TIMESTAMP, InboundSms
 from smsbridge.slack.render import (
     BLOCK_LIMIT,
     MAX_TEXT,
@@ -137,6 +138,14 @@ def test_a_50_mb_text_renders_from_its_first_characters_only() -> None:
     message = render(sms("y" * 50_000_000))
     assert sum(len(b["text"]["text"]) for b in message.blocks[1:]) < MAX_TEXT + 100
     assert len(message.text) < 400
+
+
+@given(st.integers(min_value=0, max_value=MAX_TIMESTAMP))
+def test_every_stamp_shows_its_own_utc_minute_as_the_fallback(timestamp: int) -> None:
+    minute = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert slack_date(timestamp) == (
+        f"<!date^{timestamp}^{{date_short_pretty}} at {{time}}|{minute}>"
+    )
 
 
 def test_a_timestamp_no_calendar_shows_renders_as_a_number() -> None:

@@ -62,11 +62,18 @@ def person(digits: str | None, name: str | None = None) -> str:
 
 def slack_date(timestamp: int) -> str:
     """Slack shows this in each reader's own time zone; the fallback is UTC."""
-    try:
-        fallback = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    except (OverflowError, OSError, ValueError):  # not a time any calendar shows
+    fallback = _utc_minute(timestamp // 60)
+    if fallback is None:  # not a time any calendar shows
         return f"timestamp {int(timestamp)}"
     return f"<!date^{timestamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+@functools.lru_cache(maxsize=1024)  # a backlog's SMS share their minutes; strftime is slow
+def _utc_minute(minute: int) -> str | None:
+    try:
+        return datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
