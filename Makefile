@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[dev,postgres]'
+	@# bytecode now, as a pip install of the package makes it: where PYTHONDONTWRITEBYTECODE
+	@# is set, every start would otherwise compile every module of src/ (0.1-0.2 s)
+	@$(BIN)/python -m compileall -q src
 	@touch $(STAMP)
 
 demo: $(STAMP)
