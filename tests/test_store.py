@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
 from smsbridge.provider.client import parse_page
-from smsbridge.store.ledger import _CLAIM, Confirmation, PostRef
+from smsbridge.store.ledger import _CLAIM, _CLAIM_ALL, Confirmation, PostRef
 from smsbridge.store.schema import LATEST, schema_version, threads
 from smsbridge.store.store import Store, async_url
 from smsbridge.store.threads import ThreadEntry
@@ -419,17 +419,23 @@ async def test_a_claim_finds_its_row_by_key_however_large_the_backlog(
     try:
         backlog = [sms(str(n), 100 + n // 40) for n in range(3000)]
         await store.ledger.ingest(ACCOUNT, backlog, ["C1"] * len(backlog), 10)
-        claim = _CLAIM.compile(dialect=store.engine.dialect)
-        values = {"b_account": ACCOUNT, "b_document_id": "1500", "b_now": 1.0, "b_holder": "me"}
-        bound = claim.construct_params(values)  # with the statement's own (the states)
-        args = tuple(bound[name] for name in claim.positiontup or ())
-        async with store.engine.connect() as conn:
-            answer = await conn.exec_driver_sql(f"EXPLAIN {claim}", args)
-            plan = "\n".join(str(row[0]) for row in answer)
-        assert "ledger_pkey" in plan, plan  # the row by its key
-        assert "ledger_account_document" in plan, plan  # the key by (account, documentId)
-        assert "ledger_backlog" not in plan, plan
-        assert "ledger_twin" not in plan, plan
+        values = {
+            "b_account": ACCOUNT,
+            "b_document_id": "1500",
+            "b_ids": ["1501", "1502"],
+            "b_now": 1.0,
+            "b_holder": "me",
+        }
+        for statement in (_CLAIM, _CLAIM_ALL):  # one claim; a group confirm's claims
+            claim = statement.compile(dialect=store.engine.dialect)
+            args = tuple(values[name] for name in claim.positiontup or ())
+            async with store.engine.connect() as conn:
+                answer = await conn.exec_driver_sql(f"EXPLAIN {claim}", args)
+                plan = "\n".join(str(row[0]) for row in answer)
+            assert "ledger_pkey" in plan, plan  # the row by its key
+            assert "ledger_account_document" in plan, plan  # the key by (account, documentId)
+            assert "ledger_backlog" not in plan, plan
+            assert "ledger_twin" not in plan, plan
         assert await store.ledger.claim(ACCOUNT, "1500") is not None
     finally:
         await store.close()
