@@ -25,6 +25,7 @@ from conftest import (
 )
 from smsbridge.config import ProviderSettings, SlackSettings
 from smsbridge.errors import SlackAuthError
+from smsbridge.pipeline.delivery import CLAIM_AHEAD
 from smsbridge.privacy import mask_number
 from smsbridge.sim.provider import Fault
 
@@ -67,6 +68,28 @@ async def test_replies_thread_per_sender_and_outbound_message(
     thread = served.slack.replies(OPS, top[0]["ts"])
     assert [m["blocks"][-1]["text"]["text"] for m in thread] == ["make it 10?", "and thanks"]
     assert served.slack.replies(OPS, top[1]["ts"]) == []
+
+
+async def test_a_channel_claims_its_next_sms_ahead_of_its_post_and_no_further(
+    served: Served, make_harness: MakeHarness
+) -> None:
+    # The SMS after the one being posted are claimed already (their claims, written with
+    # earlier commits, never keep the channel waiting), and only CLAIM_AHEAD in all: after a
+    # kill -9, those are the SMS whose post is in doubt and checked in Slack.
+    served.slack.post_delay = 0.2  # the first post is stored, its answer still on the way
+    harness = await make_harness()
+    expected = [
+        served.provider.add(ALICE, f"sms {n}", timestamp=T0 + n).document_id for n in range(8)
+    ]
+    cycle = asyncio.create_task(harness.cycle())
+    await asyncio.wait_for(served.slack.wait_for_sms(1), 10)
+    rows = await harness.bridge.store.ledger.backlog(harness.account, OPS)
+    assert [row.state for row in rows] == ["posting"] * CLAIM_AHEAD + ["pending"] * (
+        len(expected) - CLAIM_AHEAD
+    )
+    await asyncio.wait_for(cycle, 30)
+    assert served.slack.document_ids() == expected  # each once, in order
+    assert (await harness.bridge.store.ledger.counts(harness.account))["posted"] == len(expected)
 
 
 async def test_sms_without_origin_start_a_new_thread_after_idle_hours(

@@ -65,9 +65,9 @@ async def test_health_readiness_and_sigterm_finishes_the_post_in_flight(
 async def test_sigterm_mid_backlog_leaves_no_sms_in_doubt_and_a_restart_posts_the_rest_once(
     served: Served, tmp_path: Path
 ) -> None:
-    # Posts are pipelined (one SMS's confirm is written while the next is posted, each confirm
-    # claiming the SMS two ahead): a stop must confirm what was posted and release what was
-    # claimed but not posted, so no SMS is left for a check in Slack.
+    # Posts are pipelined (one SMS's confirm is written while the next ones are posted, each
+    # confirm claiming the SMS CLAIM_AHEAD after its own): a stop must confirm what was posted
+    # and release what was claimed but not posted, so no SMS is left for a check in Slack.
     served.slack.post_delay = 0.05
     env = bridge_env(served, tmp_path)
     expected = [served.provider.add(ALICE, f"backlog {n}").document_id for n in range(30)]

@@ -208,6 +208,24 @@ async def test_claim_is_exclusive_and_confirm_records_the_thread(store: Store) -
     }
 
 
+async def test_claiming_several_takes_only_the_pending_ones_in_one_go(store: Store) -> None:
+    await store.ledger.ingest(ACCOUNT, [sms(n, 100) for n in "abcd"], ["C1"] * 4, 10)
+    assert await store.ledger.claim(ACCOUNT, "b", "other replica") is not None
+    await store.ledger.mark_failed(ACCOUNT, "c", "is_archived")
+    took = await store.ledger.claim_many(ACCOUNT, ["a", "b", "c", "d", "unknown"], "me")
+    assert set(took) == {"a", "d"}  # b is another's, c is done, no row is named "unknown"
+    assert took["a"] == took["d"]  # one transaction, one claim time
+    rows = {row.sms.document_id: row for row in await store.ledger.backlog(ACCOUNT, "C1")}
+    assert {ident: (row.state, row.claimed_by) for ident, row in rows.items()} == {
+        "a": ("posting", "me"),
+        "b": ("posting", "other replica"),
+        "d": ("posting", "me"),
+    }
+    assert rows["a"].claimed_at == took["a"]
+    assert await store.ledger.claim_many(ACCOUNT, ["a", "d"], "me") == {}  # already claimed
+    assert await store.ledger.claim_many(ACCOUNT, [], "me") == {}
+
+
 async def test_failed_rows_keep_their_reason(store: Store) -> None:
     await store.ledger.ingest(ACCOUNT, [sms("a")], ["C1"], 10)
     await store.ledger.mark_failed(ACCOUNT, "a", "is_archived")

@@ -356,26 +356,22 @@ class Ledger:
             return [_ledger_row(row._mapping) for row in rows]
 
     async def claim(self, account: str, document_id: str, holder: str = "") -> float | None:
-        """pending -> posting. Returns the claim time, or None if the row was not pending.
+        """pending -> posting. Returns the claim time, or None if the row was not pending."""
+        return (await self.claim_many(account, [document_id], holder)).get(document_id)
+
+    async def claim_many(
+        self, account: str, document_ids: Sequence[str], holder: str = ""
+    ) -> dict[str, float]:
+        """pending -> posting for each, in one transaction: the claim time of each that was
+        pending (the others are left out).
 
         The conditional update is the guard against two replicas ever posting the same SMS:
         only one of them can move the row out of `pending`.
         """
         now = time.time()
         async with self._engine.begin() as conn:
-            claimed = await execute_many(
-                conn,
-                _CLAIM,
-                [
-                    {
-                        "b_account": account,
-                        "b_document_id": document_id,
-                        "b_holder": holder,
-                        "b_now": now,
-                    }
-                ],
-            )
-            return now if claimed == 1 else None
+            took = await self._claim(conn, account, document_ids, holder, now)
+        return {ident: now for ident in document_ids if ident in took}
 
     async def confirm_many(
         self, account: str, confirmations: Sequence[Confirmation], holder: str = ""
@@ -404,37 +400,44 @@ class Ledger:
             entries = await self._threads.remember_many(
                 conn, account, [(c.key, c.thread_ts, c.row.sms.timestamp) for c in confirmations]
             )
-            claimed = set(wanted)
-            if wanted and conn.dialect.name == "postgresql":
-                # asyncpg cannot count a run of statements, so one UPDATE claims them all and
-                # says which it took: one round trip, where a run and a check took two.
-                took = await conn.execute(
-                    _CLAIM_ALL,
-                    {"b_account": account, "b_ids": wanted, "b_holder": holder, "b_now": now},
-                )
-                claimed = set(took.scalars())
-            elif wanted:
-                changed = await execute_many(
-                    conn,
-                    _CLAIM,
-                    [
-                        {"b_account": account, "b_document_id": ident, "b_holder": holder,
-                         "b_now": now}
-                        for ident in wanted
-                    ],
-                )  # fmt: skip
-                if changed != len(wanted):  # some were not pending: which are ours?
-                    mine = await conn.execute(
-                        _CLAIMED_NOW,
-                        {"b_account": account, "b_ids": wanted, "b_holder": holder, "b_now": now},
-                    )
-                    claimed = set(mine.scalars())
+            claimed = await self._claim(conn, account, wanted, holder, now)
         for c, entry in zip(confirmations, entries, strict=True):
             self._threads.learned(account, c.key, entry)
         return [
             now if c.claim is not None and c.claim.sms.document_id in claimed else None
             for c in confirmations
         ]
+
+    @staticmethod
+    async def _claim(
+        conn: AsyncConnection, account: str, ids: Sequence[str], holder: str, now: float
+    ) -> set[str]:
+        """Claim the pending rows among `ids` in `conn`'s transaction; the ids it took."""
+        if not ids:
+            return set()
+        if conn.dialect.name == "postgresql":
+            # asyncpg cannot count a run of statements, so one UPDATE claims them all and
+            # says which it took: one round trip, where a run and a check took two.
+            took = await conn.execute(
+                _CLAIM_ALL,
+                {"b_account": account, "b_ids": list(ids), "b_holder": holder, "b_now": now},
+            )
+            return set(took.scalars())
+        changed = await execute_many(
+            conn,
+            _CLAIM,
+            [
+                {"b_account": account, "b_document_id": ident, "b_holder": holder, "b_now": now}
+                for ident in ids
+            ],
+        )
+        if changed == len(ids):
+            return set(ids)
+        mine = await conn.execute(  # some were not pending: which are ours?
+            _CLAIMED_NOW,
+            {"b_account": account, "b_ids": list(ids), "b_holder": holder, "b_now": now},
+        )
+        return set(mine.scalars())
 
     async def release(self, account: str, row: LedgerRow, holder: str) -> None:
         """posting -> pending for a row we claimed but never began to post (we are stopping,
@@ -643,7 +646,7 @@ _CLAIM = text(
     " WHERE account = :b_account AND document_id = :b_document_id)"
     f" AND state = '{PENDING}'"
 )
-# PostgreSQL's claim of several rows at once, by an array of ids (see confirm_many).
+# PostgreSQL's claim of several rows at once, by an array of ids (see Ledger._claim).
 _CLAIM_ALL = text(
     f"UPDATE ledger SET state = '{POSTING}', claimed_at = :b_now, claimed_by = :b_holder"
     " WHERE seq IN (SELECT seq FROM ledger"
