@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from smsbridge.errors import StoreError
 from smsbridge.models import InboundSms, InvalidSms, ThreadKey, read_message
 from smsbridge.provider.client import parse_page
-from smsbridge.store.ledger import _CLAIM, _CLAIM_ALL, Confirmation, PostRef
+from smsbridge.store.ledger import _CLAIM_ALL, _CONFIRM_ALL, Confirmation, PostRef
 from smsbridge.store.schema import LATEST, schema_version, threads
 from smsbridge.store.store import Store, async_url
 from smsbridge.store.threads import ThreadEntry
@@ -153,6 +153,32 @@ async def test_one_confirm_transaction_posts_several_channels_and_claims_each_ne
     assert set(rows) == {"a2", "b2"}  # a1 and b1 are posted
     [posted] = (await store.ledger.posts(ACCOUNT, ["a1"])).values()
     assert (posted.ts, posted.thread_ts) == ("1.1", "1.1")
+
+
+async def test_one_group_confirm_may_hold_several_sms_of_one_thread(store: Store) -> None:
+    # One person's SMS posted back to back meet in one commit; on PostgreSQL that commit is one
+    # statement, which may change a thread's row only once.
+    await store.ledger.ingest(
+        ACCOUNT, [sms("a1", 100), sms("a2", 300), sms("a3", 200)], ["C1"] * 3, 10
+    )
+    rows = await store.ledger.backlog(ACCOUNT, "C1")
+    assert len(await store.ledger.claim_many(ACCOUNT, ["a1", "a2", "a3"], "me")) == 3
+    key = ThreadKey("C1", "61409560857", "")
+    confirms = [  # the third starts a new thread (the first had gone idle, say)
+        Confirmation(rows[0], "1.1", key, "1.1"),
+        Confirmation(rows[1], "1.2", key, "1.1"),
+        Confirmation(rows[2], "1.3", key, "1.3"),
+    ]
+    assert await store.ledger.confirm_many(ACCOUNT, confirms, holder="me") == [None] * 3
+    assert await store.ledger.backlog(ACCOUNT, "C1") == []
+    posts = await store.ledger.posts(ACCOUNT, ["a1", "a2", "a3"])
+    assert [(posts[i].ts, posts[i].thread_ts) for i in ("a1", "a2", "a3")] == [
+        ("1.1", "1.1"),
+        ("1.2", "1.1"),
+        ("1.3", "1.3"),
+    ]
+    store.threads.forget_cached(ACCOUNT)  # what the database holds: as if run one by one
+    assert await store.threads.get(ACCOUNT, key) == ThreadEntry("1.3", 300)
 
 
 async def test_a_group_confirm_that_fails_midway_writes_nothing_and_says_why_without_values(
@@ -439,21 +465,60 @@ async def test_a_claim_finds_its_row_by_key_however_large_the_backlog(
         await store.ledger.ingest(ACCOUNT, backlog, ["C1"] * len(backlog), 10)
         values = {
             "b_account": ACCOUNT,
-            "b_document_id": "1500",
-            "b_ids": ["1501", "1502"],
+            "b_ids": ["1498", "1499"],
+            "b_posted_ts": ["1.1", "1.2"],
+            "b_in_threads": ["1.1", "1.1"],
+            "b_claim_ids": ["1501", "1502"],
             "b_now": 1.0,
             "b_holder": "me",
+            "b_t_channels": ["C1"],
+            "b_t_senders": ["61409560857"],
+            "b_t_origins": [""],
+            "b_t_ts": ["1.1"],
+            "b_t_stamps": [100],
         }
-        for statement in (_CLAIM, _CLAIM_ALL):  # one claim; a group confirm's claims
-            claim = statement.compile(dialect=store.engine.dialect)
-            args = tuple(values[name] for name in claim.positiontup or ())
+        for statement in (_CLAIM_ALL, _CONFIRM_ALL):  # claims; a group confirm (and its claims)
+            compiled = statement.compile(dialect=store.engine.dialect)
+            args = tuple(values[name] for name in compiled.positiontup or ())
             async with store.engine.connect() as conn:
-                answer = await conn.exec_driver_sql(f"EXPLAIN {claim}", args)
+                answer = await conn.exec_driver_sql(f"EXPLAIN {compiled}", args)
                 plan = "\n".join(str(row[0]) for row in answer)
-            assert "ledger_pkey" in plan, plan  # the row by its key
-            assert "ledger_account_document" in plan, plan  # the key by (account, documentId)
+            assert "Seq Scan on ledger" not in plan, plan
+            assert "ledger_account_document" in plan, plan  # each row by (account, documentId)
             assert "ledger_backlog" not in plan, plan
             assert "ledger_twin" not in plan, plan
         assert await store.ledger.claim(ACCOUNT, "1500") is not None
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_group_confirm_on_a_dropped_connection_fails_and_the_next_gets_a_new_one(
+    postgres_database: str,
+) -> None:
+    # The group confirm runs straight through the driver: a connection the server dropped (a
+    # restart, a failover) must fail that commit as SQLAlchemy would, and leave the pool.
+    import asyncpg
+
+    store = Store.open(postgres_database)
+    await store.upgrade()
+    try:
+        await store.ledger.ingest(ACCOUNT, [sms("a1", 100)], ["C1"], 10)
+        [row] = await store.ledger.backlog(ACCOUNT, "C1")
+        assert await store.ledger.claim(ACCOUNT, "a1", "me") is not None
+        async with store.engine.connect() as conn:  # the pool hands this one out next
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(postgres_database, timeout=5)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        confirm = [Confirmation(row, "1.1", ThreadKey("C1", "61409560857", ""), "1.1")]
+        with pytest.raises(DBAPIError):
+            await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")
+        [row] = await store.ledger.backlog(ACCOUNT, "C1")
+        assert row.state == "posting"  # not confirmed: its post stays in doubt
+        await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")  # a new connection
+        assert list(await store.ledger.posts(ACCOUNT, ["a1"])) == ["a1"]
     finally:
         await store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -58,6 +59,27 @@ class Threads:
             ],
         )
         return [self._merged(account, key, thread_ts, stamp) for key, thread_ts, stamp in entries]
+
+    def remember_all(
+        self, account: str, entries: Sequence[tuple[ThreadKey, str, int]]
+    ) -> tuple[dict[str, Any], list[ThreadEntry]]:
+        """`remember_many` for PostgreSQL's one-statement group confirm: REMEMBER_ALL's
+        parameters, and the entries for `learned` once it has committed.
+
+        One row per thread, as running `_REMEMBER` for each entry in order would leave it
+        (its last thread_ts, its latest stamp): one statement cannot change a row twice."""
+        rows: dict[ThreadKey, tuple[str, int]] = {}
+        for key, thread_ts, stamp in entries:
+            earlier = rows.get(key)
+            rows[key] = (thread_ts, max(stamp, earlier[1]) if earlier else stamp)
+        params = {
+            "b_t_channels": [key.channel for key in rows],
+            "b_t_senders": [key.sender for key in rows],
+            "b_t_origins": [key.origin for key in rows],
+            "b_t_ts": [thread_ts for thread_ts, _ in rows.values()],
+            "b_t_stamps": [stamp for _, stamp in rows.values()],
+        }
+        return params, [self._merged(account, key, ts, stamp) for key, ts, stamp in entries]
 
     def posted(self, account: str, key: ThreadKey, thread_ts: str, stamp: int) -> None:
         """An SMS stamped `stamp` is in Slack in `key`'s thread `thread_ts`; its commit
@@ -126,4 +148,16 @@ _REMEMBER = text(
     " thread_ts = excluded.thread_ts,"
     " last_sms_timestamp = CASE WHEN excluded.last_sms_timestamp > threads.last_sms_timestamp"
     " THEN excluded.last_sms_timestamp ELSE threads.last_sms_timestamp END"
+)
+# The same for many threads at once, by arrays (PostgreSQL): a part of the ledger's
+# one-statement group confirm, with the parameters `remember_all` makes.
+REMEMBER_ALL = (
+    "INSERT INTO threads (account, channel, sender, origin, thread_ts, last_sms_timestamp)"
+    " SELECT :b_account, t.channel, t.sender, t.origin, t.thread_ts, t.stamp"
+    " FROM unnest(CAST(:b_t_channels AS TEXT[]), CAST(:b_t_senders AS TEXT[]),"
+    " CAST(:b_t_origins AS TEXT[]), CAST(:b_t_ts AS TEXT[]), CAST(:b_t_stamps AS BIGINT[]))"
+    " AS t(channel, sender, origin, thread_ts, stamp)"
+    " ON CONFLICT (account, channel, sender, origin) DO UPDATE SET"
+    " thread_ts = excluded.thread_ts,"
+    " last_sms_timestamp = GREATEST(excluded.last_sms_timestamp, threads.last_sms_timestamp)"
 )
