@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_database"))
 
 
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Store]:
+    """A store on `url`, its schema made, closed afterwards."""
+    store = Store.open(url)
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store.open(database_url)
-    await opened.upgrade()
-    yield opened
-    await opened.close()
+    async with opened(database_url) as each:
+        yield each
+
+
+@pytest.fixture
+async def postgres_store(postgres_database: str) -> AsyncIterator[Store]:
+    """For what only PostgreSQL does."""
+    async with opened(postgres_database) as each:
+        yield each
 
 
 def test_urls_map_to_async_drivers() -> None:
@@ -452,73 +469,65 @@ async def test_a_push_and_a_poll_of_one_sms_at_once_keep_one_under_two_ids(store
 
 @pytest.mark.postgres
 async def test_a_claim_finds_its_row_by_key_however_large_the_backlog(
-    postgres_database: str,
+    postgres_store: Store,
 ) -> None:
     # A new database taking a large backlog has no planner statistics until autovacuum looks,
     # a minute later: the ledger refreshes them itself, so claims (and confirms) look their
     # row up by key instead of walking every row of the account (which made the drain slow
     # down as the backlog grew).
-    store = Store.open(postgres_database)
-    await store.upgrade()
-    try:
-        backlog = [sms(str(n), 100 + n // 40) for n in range(3000)]
-        await store.ledger.ingest(ACCOUNT, backlog, ["C1"] * len(backlog), 10)
-        values = {
-            "b_account": ACCOUNT,
-            "b_ids": ["1498", "1499"],
-            "b_posted_ts": ["1.1", "1.2"],
-            "b_in_threads": ["1.1", "1.1"],
-            "b_claim_ids": ["1501", "1502"],
-            "b_now": 1.0,
-            "b_holder": "me",
-            "b_t_channels": ["C1"],
-            "b_t_senders": ["61409560857"],
-            "b_t_origins": [""],
-            "b_t_ts": ["1.1"],
-            "b_t_stamps": [100],
-        }
-        for statement in (_CLAIM_ALL, _CONFIRM_ALL):  # claims; a group confirm (and its claims)
-            compiled = statement.compile(dialect=store.engine.dialect)
-            args = tuple(values[name] for name in compiled.positiontup or ())
-            async with store.engine.connect() as conn:
-                answer = await conn.exec_driver_sql(f"EXPLAIN {compiled}", args)
-                plan = "\n".join(str(row[0]) for row in answer)
-            assert "Seq Scan on ledger" not in plan, plan
-            assert "ledger_account_document" in plan, plan  # each row by (account, documentId)
-            assert "ledger_backlog" not in plan, plan
-            assert "ledger_twin" not in plan, plan
-        assert await store.ledger.claim(ACCOUNT, "1500") is not None
-    finally:
-        await store.close()
+    store = postgres_store
+    backlog = [sms(str(n), 100 + n // 40) for n in range(3000)]
+    await store.ledger.ingest(ACCOUNT, backlog, ["C1"] * len(backlog), 10)
+    values = {
+        "b_account": ACCOUNT,
+        "b_ids": ["1498", "1499"],
+        "b_posted_ts": ["1.1", "1.2"],
+        "b_in_threads": ["1.1", "1.1"],
+        "b_claim_ids": ["1501", "1502"],
+        "b_now": 1.0,
+        "b_holder": "me",
+        "b_t_channels": ["C1"],
+        "b_t_senders": ["61409560857"],
+        "b_t_origins": [""],
+        "b_t_ts": ["1.1"],
+        "b_t_stamps": [100],
+    }
+    for statement in (_CLAIM_ALL, _CONFIRM_ALL):  # claims; a group confirm (and its claims)
+        compiled = statement.compile(dialect=store.engine.dialect)
+        args = tuple(values[name] for name in compiled.positiontup or ())
+        async with store.engine.connect() as conn:
+            answer = await conn.exec_driver_sql(f"EXPLAIN {compiled}", args)
+            plan = "\n".join(str(row[0]) for row in answer)
+        assert "Seq Scan on ledger" not in plan, plan
+        assert "ledger_account_document" in plan, plan  # each row by (account, documentId)
+        assert "ledger_backlog" not in plan, plan
+        assert "ledger_twin" not in plan, plan
+    assert await store.ledger.claim(ACCOUNT, "1500") is not None
 
 
 @pytest.mark.postgres
 async def test_a_group_confirm_on_a_dropped_connection_fails_and_the_next_gets_a_new_one(
-    postgres_database: str,
+    postgres_store: Store, postgres_database: str
 ) -> None:
     # The group confirm runs straight through the driver: a connection the server dropped (a
     # restart, a failover) must fail that commit as SQLAlchemy would, and leave the pool.
     import asyncpg
 
-    store = Store.open(postgres_database)
-    await store.upgrade()
+    store = postgres_store
+    await store.ledger.ingest(ACCOUNT, [sms("a1", 100)], ["C1"], 10)
+    [row] = await store.ledger.backlog(ACCOUNT, "C1")
+    assert await store.ledger.claim(ACCOUNT, "a1", "me") is not None
+    async with store.engine.connect() as conn:  # the pool hands this one out next
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = await asyncpg.connect(postgres_database, timeout=5)
     try:
-        await store.ledger.ingest(ACCOUNT, [sms("a1", 100)], ["C1"], 10)
-        [row] = await store.ledger.backlog(ACCOUNT, "C1")
-        assert await store.ledger.claim(ACCOUNT, "a1", "me") is not None
-        async with store.engine.connect() as conn:  # the pool hands this one out next
-            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        admin = await asyncpg.connect(postgres_database, timeout=5)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
-        confirm = [Confirmation(row, "1.1", ThreadKey("C1", "61409560857", ""), "1.1")]
-        with pytest.raises(DBAPIError):
-            await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")
-        [row] = await store.ledger.backlog(ACCOUNT, "C1")
-        assert row.state == "posting"  # not confirmed: its post stays in doubt
-        await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")  # a new connection
-        assert list(await store.ledger.posts(ACCOUNT, ["a1"])) == ["a1"]
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
-        await store.close()
+        await admin.close()
+    confirm = [Confirmation(row, "1.1", ThreadKey("C1", "61409560857", ""), "1.1")]
+    with pytest.raises(DBAPIError):
+        await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")
+    [row] = await store.ledger.backlog(ACCOUNT, "C1")
+    assert row.state == "posting"  # not confirmed: its post stays in doubt
+    await store.ledger.confirm_many(ACCOUNT, confirm, holder="me")  # a new connection
+    assert list(await store.ledger.posts(ACCOUNT, ["a1"])) == ["a1"]
